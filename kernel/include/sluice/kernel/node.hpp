@@ -1,0 +1,81 @@
+// The node: plugin registry, dataset storage, configuration, pumps and the HTTP API, wired up.
+#pragma once
+
+#include <sluice/kernel/config.hpp>
+#include <sluice/kernel/dataset_store.hpp>
+#include <sluice/kernel/plugin_registry.hpp>
+#include <sluice/kernel/pumps.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace Poco::Net {
+class HTTPServer;
+}
+
+namespace sluice::kernel {
+
+class ManagedPostgresHandle;
+
+struct NodeOptions {
+    std::string bind_address = "127.0.0.1";
+    uint16_t port = 9042;  // 0 picks a free port (written to <data-dir>/sluice.port)
+    std::filesystem::path data_dir = "sluice-data";
+    std::optional<std::filesystem::path> config_file;
+    std::filesystem::path builtin_plugin_dir;         // <prefix>/lib/sluice/plugins
+    std::vector<std::filesystem::path> plugin_dirs;   // --plugin-dir, in addition
+    std::vector<std::filesystem::path> plugin_files;  // --plugin FILE, single libraries
+    // "postgres" (default: the managed local cluster unless postgres_dsn is set) or "memory".
+    std::string storage = "postgres";
+    std::string postgres_dsn;
+    size_t workers = 4;
+};
+
+class Node {
+public:
+    explicit Node(NodeOptions options);
+    ~Node();
+    Node(const Node&) = delete;
+    Node& operator=(const Node&) = delete;
+
+    // Loads plugins, opens storage, restores/loads config, starts pumps and the API. Throws on a
+    // fatal problem (no storage backend, bad --config file, port in use).
+    void start();
+    void stop();
+
+    uint16_t port() const { return port_; }
+    const NodeOptions& options() const { return options_; }
+    PluginRegistry& plugins() { return registry_; }
+    DatasetStore& store() { return *store_; }
+    PumpManager& pumps() { return *pumps_; }
+    int64_t start_time_us() const { return start_time_us_; }
+    std::string storage_description() const { return storage_description_; }
+
+    std::shared_ptr<const NodeConfig> config() const;
+    // Validates `entities` whole, then persists and applies it. Throws ConfigError (nothing
+    // changed) when invalid.
+    std::shared_ptr<const NodeConfig> apply_config(const Json& entities);
+
+private:
+    void open_storage();
+    void restore_config();
+
+    NodeOptions options_;
+    PluginRegistry registry_;
+    std::unique_ptr<ManagedPostgresHandle> managed_postgres_;
+    std::unique_ptr<DatasetStore> store_;
+    std::unique_ptr<PumpManager> pumps_;
+    std::unique_ptr<Poco::Net::HTTPServer> http_;
+    mutable std::mutex config_mutex_;
+    std::shared_ptr<const NodeConfig> config_;
+    uint16_t port_ = 0;
+    int64_t start_time_us_ = 0;
+    std::string storage_description_;
+};
+
+}  // namespace sluice::kernel

@@ -1,0 +1,94 @@
+// Pumps: run pipes on their schedules on a bounded worker pool, one run per pipe at a time.
+#pragma once
+
+#include <sluice/kernel/config.hpp>
+#include <sluice/kernel/pipe_runner.hpp>
+
+#include <atomic>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace sluice::kernel {
+
+struct PumpStatus {
+    std::string pipe_id;
+    bool running = false;
+    bool disabled = false;
+    std::string mode;
+    uint64_t runs = 0;
+    uint64_t failures = 0;
+    uint64_t progress = 0;  // entities read so far by the running run
+    int64_t next_run_us = 0;
+    std::optional<RunResult> last_run;
+};
+
+class PumpManager {
+public:
+    PumpManager(DatasetStore& store, SecretResolver secrets, size_t workers);
+    ~PumpManager();
+    PumpManager(const PumpManager&) = delete;
+    PumpManager& operator=(const PumpManager&) = delete;
+
+    // Installs a new configuration: new pipes are scheduled to run now (scheduled mode), removed
+    // pipes stop being scheduled (a running run finishes).
+    void apply(std::shared_ptr<const NodeConfig> config);
+    void start();
+    void stop();  // asks running runs to stop and joins the workers
+
+    // Queues a run now. false when the pipe is unknown or already running/queued.
+    bool trigger(const std::string& pipe_id, bool force_full = false);
+    // Runs a pipe on the calling thread and returns its result (used by tests and run-all).
+    std::optional<RunResult> run_now(const std::string& pipe_id, bool force_full = false);
+    bool request_stop(const std::string& pipe_id);
+    bool set_disabled(const std::string& pipe_id, bool disabled);
+    // Blocks until no run is queued or running, or `timeout_ms` passes. True when idle.
+    bool wait_idle(int timeout_ms);
+
+    std::optional<PumpStatus> status(const std::string& pipe_id) const;
+    std::vector<PumpStatus> statuses() const;
+    void set_scheduler_enabled(bool enabled);
+
+private:
+    struct Pump {
+        std::string pipe_id;
+        bool running = false;
+        bool queued = false;
+        bool queued_full = false;
+        bool disabled = false;
+        uint64_t runs = 0;
+        uint64_t failures = 0;
+        std::atomic<uint64_t> progress{0};
+        int64_t next_run_us = 0;
+        std::atomic<bool> cancel{false};
+        std::optional<RunResult> last_run;
+    };
+
+    void scheduler_loop();
+    void worker_loop();
+    RunResult execute(Pump& pump, bool force_full);
+    PumpStatus snapshot(const Pump& pump) const;
+
+    DatasetStore& store_;
+    SecretResolver secrets_;
+    size_t worker_count_;
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    std::condition_variable idle_;
+    std::shared_ptr<const NodeConfig> config_;
+    std::map<std::string, std::shared_ptr<Pump>> pumps_;
+    std::deque<std::shared_ptr<Pump>> queue_;
+    std::vector<std::thread> threads_;
+    bool stopping_ = false;
+    bool started_ = false;
+    bool scheduler_enabled_ = true;
+    size_t active_ = 0;
+};
+
+}  // namespace sluice::kernel

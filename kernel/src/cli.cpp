@@ -1,0 +1,188 @@
+#include <sluice/kernel/cli.hpp>
+#include <sluice/kernel/node.hpp>
+
+#include <Poco/AutoPtr.h>
+#include <Poco/ConsoleChannel.h>
+#include <Poco/FormattingChannel.h>
+#include <Poco/Logger.h>
+#include <Poco/PatternFormatter.h>
+#include <Poco/Util/ServerApplication.h>
+
+#include <csignal>
+#include <filesystem>
+#include <iostream>
+#include <map>
+
+namespace sluice::kernel {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+const char* kUsage = R"(usage: sluice <command> [options]
+
+commands:
+  serve      run a node
+  version    print the version and plugin ABI
+
+sluice serve [options]
+  --port P             HTTP port (default 9042; 0 picks a free one, written to <data-dir>/sluice.port)
+  --bind ADDR          address to listen on (default 127.0.0.1)
+  --data-dir D         where the node keeps its state (default ./sluice-data)
+  --config FILE        a Sesam-format configuration (JSON array) to apply at start
+  --plugin-dir DIR     load plugins from DIR too (repeatable)
+  --plugin FILE        load one plugin library (repeatable)
+  --storage TYPE       storage backend: postgres (default) or memory (nothing survives a restart)
+  --postgres DSN       use this PostgreSQL instead of the managed local one
+  --workers N          pipe runs in parallel (default 4)
+  --log-level LEVEL    error, warning, information (default) or debug
+)";
+
+struct UsageError : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
+// Splits "--name value" / "--name=value" options; repeatable options keep every value.
+std::multimap<std::string, std::string> parse_options(const std::vector<std::string>& args,
+                                                      const std::vector<std::string>& known) {
+    std::multimap<std::string, std::string> out;
+    for (size_t i = 0; i < args.size(); ++i) {
+        std::string arg = args[i];
+        if (arg.rfind("--", 0) != 0) throw UsageError("unexpected argument '" + arg + "'");
+        std::string name = arg.substr(2), value;
+        if (size_t eq = name.find('='); eq != std::string::npos) {
+            value = name.substr(eq + 1);
+            name = name.substr(0, eq);
+        } else {
+            if (i + 1 >= args.size()) throw UsageError("option --" + name + " needs a value");
+            value = args[++i];
+        }
+        if (std::find(known.begin(), known.end(), name) == known.end()) throw UsageError("unknown option --" + name);
+        out.emplace(name, value);
+    }
+    return out;
+}
+
+void configure_logging(const std::string& level) {
+    Poco::AutoPtr<Poco::PatternFormatter> formatter(new Poco::PatternFormatter("%Y-%m-%d %H:%M:%S.%i %p %s: %t"));
+    Poco::AutoPtr<Poco::FormattingChannel> channel(new Poco::FormattingChannel(formatter, new Poco::ConsoleChannel));
+    Poco::Logger::root().setChannel(channel);
+    Poco::Logger::root().setLevel(level);
+    // Loggers created before this call keep their old channel: update every existing one.
+    std::vector<std::string> names;
+    Poco::Logger::names(names);
+    for (const std::string& name : names) {
+        Poco::Logger::get(name).setChannel(channel);
+        Poco::Logger::get(name).setLevel(level);
+    }
+}
+
+fs::path executable_dir() {
+    std::error_code ec;
+    fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+    return ec ? fs::current_path() : exe.parent_path();
+}
+
+class ServeApp : public Poco::Util::ServerApplication {
+public:
+    explicit ServeApp(NodeOptions options) : options_(std::move(options)) {}
+
+protected:
+    void defineOptions(Poco::Util::OptionSet&) override {
+        stopOptionsProcessing();  // options were parsed by run_cli
+    }
+
+    int main(const std::vector<std::string>&) override {
+        Node node(options_);
+        try {
+            node.start();
+        } catch (const std::exception& e) {
+            std::cerr << "sluice: cannot start: " << e.what() << "\n";
+            return EXIT_SOFTWARE;
+        }
+        std::cout << "Sluice is running.\n  API: http://" << options_.bind_address << ":" << node.port()
+                  << "/api\n  Data: " << fs::absolute(options_.data_dir).string()
+                  << "\n  Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
+                  << std::flush;
+        waitForTerminationRequest();
+        Poco::Logger::get("sluice.node").information("shutting down");
+        node.stop();
+        return EXIT_OK;
+    }
+
+private:
+    NodeOptions options_;
+};
+
+int serve(const std::vector<std::string>& args) {
+    auto opts = parse_options(args, {"port", "bind", "data-dir", "config", "plugin-dir", "plugin", "storage",
+                                     "postgres", "workers", "log-level"});
+    auto one = [&](const std::string& name) -> std::optional<std::string> {
+        auto range = opts.equal_range(name);
+        if (range.first == range.second) return std::nullopt;
+        return std::prev(range.second)->second;
+    };
+    NodeOptions options;
+    if (auto port = one("port")) {
+        int p = std::stoi(*port);
+        if (p < 0 || p > 65535) throw UsageError("--port must be 0..65535");
+        options.port = static_cast<uint16_t>(p);
+    }
+    if (auto bind = one("bind")) options.bind_address = *bind;
+    if (auto dir = one("data-dir")) options.data_dir = *dir;
+    if (auto config = one("config")) options.config_file = *config;
+    if (auto storage = one("storage")) options.storage = *storage;
+    if (auto dsn = one("postgres")) {
+        options.postgres_dsn = *dsn;
+        options.storage = "postgres";
+    }
+    if (auto workers = one("workers")) options.workers = static_cast<size_t>(std::max(1, std::stoi(*workers)));
+    auto range = opts.equal_range("plugin-dir");
+    for (auto it = range.first; it != range.second; ++it) options.plugin_dirs.emplace_back(it->second);
+    range = opts.equal_range("plugin");
+    for (auto it = range.first; it != range.second; ++it) options.plugin_files.emplace_back(it->second);
+    options.builtin_plugin_dir = (executable_dir() / ".." / "lib" / "sluice" / "plugins").lexically_normal();
+    configure_logging(one("log-level").value_or("information"));
+
+    // Block the termination signals before any thread starts, so every thread inherits the mask
+    // and waitForTerminationRequest() (sigwait) is the one place that receives them.
+    sigset_t signals;
+    sigemptyset(&signals);
+    sigaddset(&signals, SIGINT);
+    sigaddset(&signals, SIGTERM);
+    sigaddset(&signals, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+    ServeApp app(options);
+    std::vector<std::string> argv{"sluice"};
+    return app.run(argv);
+}
+
+}  // namespace
+
+int run_cli(int argc, char** argv) {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
+        std::cout << kUsage;
+        return args.empty() ? 2 : 0;
+    }
+    const std::string command = args[0];
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    try {
+        if (command == "serve") return serve(rest);
+        if (command == "version") {
+            std::cout << "sluice " << SLUICE_VERSION << " (plugin ABI " << SLUICE_ABI_MAJOR << "." << SLUICE_ABI_MINOR
+                      << ")\n";
+            return 0;
+        }
+        throw UsageError("unknown command '" + command + "'");
+    } catch (const UsageError& e) {
+        std::cerr << "sluice: " << e.what() << "\n\n" << kUsage;
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "sluice: " << e.what() << "\n";
+        return 1;
+    }
+}
+
+}  // namespace sluice::kernel

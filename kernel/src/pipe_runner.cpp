@@ -1,0 +1,429 @@
+#include <sluice/kernel/host_context.hpp>
+#include <sluice/kernel/pipe_runner.hpp>
+#include <sluice/sdk.hpp>
+
+#include <Poco/UUIDGenerator.h>
+
+#include <chrono>
+#include <memory>
+#include <thread>
+
+namespace sluice::kernel {
+
+int64_t now_us() {
+    return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string new_run_id() { return Poco::UUIDGenerator::defaultGenerator().createRandom().toString(); }
+
+namespace {
+
+// Appends the entities of a JSON array text to `out` (an array under construction, "[" + …).
+void append_array_items(std::string& out, std::string_view array_text) {
+    size_t open = array_text.find('[');
+    size_t close = array_text.rfind(']');
+    if (open == std::string_view::npos || close == std::string_view::npos || close <= open) return;
+    std::string_view inner = array_text.substr(open + 1, close - open - 1);
+    size_t first = inner.find_first_not_of(" \t\r\n");
+    if (first == std::string_view::npos) return;
+    if (out.size() > 1) out.push_back(',');
+    out.append(inner.substr(first));
+}
+
+// One plugin instance (source, transform or sink), destroyed exactly once.
+class Instance {
+public:
+    Instance(const ComponentConfig& component, const PipeConfig& pipe, const NodeConfig& config, HostContext& ctx)
+        : component_(component) {
+        std::string system_json;
+        if (!component.system_id.empty()) {
+            if (const SystemConfig* system = config.system(component.system_id)) system_json = to_json(*system->original);
+        }
+        std::string node_json = config.metadata().IsObject() ? to_json(config.metadata()) : std::string();
+        sluice_create_args args{sizeof(sluice_create_args), 0, component.config_json.c_str(),
+                                system_json.empty() ? nullptr : system_json.c_str(), pipe.id.c_str(),
+                                node_json.empty() ? nullptr : node_json.c_str()};
+        const ComponentInfo& info = *component.component;
+        switch (info.kind) {
+            case SLUICE_KIND_SOURCE: handle_ = info.source()->create(&args, &ctx); break;
+            case SLUICE_KIND_TRANSFORM: handle_ = info.transform()->create(&args, &ctx); break;
+            case SLUICE_KIND_SINK: handle_ = info.sink()->create(&args, &ctx); break;
+            default: break;
+        }
+        if (!handle_) {
+            throw std::runtime_error("cannot create " + std::string(kind_name(info.kind)) + " '" + component.type +
+                                     "'" + (ctx.error().empty() ? std::string() : ": " + ctx.error()));
+        }
+    }
+    ~Instance() {
+        const ComponentInfo& info = *component_.component;
+        switch (info.kind) {
+            case SLUICE_KIND_SOURCE: info.source()->destroy(handle_); break;
+            case SLUICE_KIND_TRANSFORM: info.transform()->destroy(handle_); break;
+            case SLUICE_KIND_SINK: info.sink()->destroy(handle_); break;
+            default: break;
+        }
+    }
+    Instance(const Instance&) = delete;
+    Instance& operator=(const Instance&) = delete;
+
+    void* handle() const { return handle_; }
+    const ComponentInfo& info() const { return *component_.component; }
+    const std::string& type() const { return component_.type; }
+
+private:
+    const ComponentConfig& component_;
+    void* handle_ = nullptr;
+};
+
+class Run;
+
+// Base for the contexts of one run: shared cancellation, secrets, store, logging.
+class RunContext : public HostContext {
+public:
+    explicit RunContext(Run& run);
+    bool is_cancelled() override;
+
+protected:
+    Run& run_;
+};
+
+// A transform's context: collects whatever it emits into one array for the next stage.
+class CollectingContext : public RunContext {
+public:
+    using RunContext::RunContext;
+    int32_t emit_batch(const sluice_batch& batch) override {
+        if (batch.format != SLUICE_FORMAT_JSON_ARRAY) {
+            set_error("unsupported batch format " + std::to_string(batch.format));
+            return SLUICE_ERROR;
+        }
+        append_array_items(output, std::string_view(batch.data, batch.size));
+        count += batch.count;
+        return SLUICE_OK;
+    }
+    std::string output = "[";
+    size_t count = 0;
+};
+
+// The sink's context: a dataset write carries the pipe state (exactly-once) and the run id.
+class SinkContext : public RunContext {
+public:
+    using RunContext::RunContext;
+    int32_t write_dataset(std::string_view dataset, const sluice_batch& batch, std::string_view options_json,
+                          std::string& result) override;
+    int32_t dataset_command(std::string_view command_json, std::string& result) override;
+
+    const Json* pending_state = nullptr;  // state to commit with the next dataset write
+    bool state_committed = false;
+};
+
+// The source's context: each emitted batch runs through the rest of the pipe before returning.
+class SourceContext : public RunContext {
+public:
+    using RunContext::RunContext;
+    int32_t emit_batch(const sluice_batch& batch) override;
+    void set_continuation(std::string_view token) override;
+};
+
+class Run {
+public:
+    Run(const PipeConfig& pipe, const NodeConfig& config, DatasetStore& store, const SecretResolver& secrets,
+        const RunOptions& options, RunResult& result)
+        : pipe(pipe), config(config), store(store), secrets(secrets), options(options), result(result) {}
+
+    bool cancelled() const { return options.cancel && options.cancel->load(); }
+
+    // The pipe state value with `last_seen` = token.
+    JsonDocument state_with(const std::string& token) {
+        JsonDocument state(rapidjson::kObjectType);
+        auto& a = state.GetAllocator();
+        state.AddMember("last_seen", Json(token.c_str(), a), a);
+        state.AddMember("updated_us", now_us(), a);
+        state.AddMember("run_id", Json(result.run_id.c_str(), a), a);
+        return state;
+    }
+
+    void commit_token(const std::string& token) {
+        JsonDocument state = state_with(token);
+        store.state_put(PipeRunner::state_key(pipe.id), state);
+        result.last_seen = token;
+    }
+
+    // Sends one batch through the transforms and into the sink. Returns a status; on failure
+    // `failure` holds the reason.
+    int32_t process(std::string_view batch_json, size_t count, const char* continuation) {
+        result.entities_read += count;
+        std::string current(batch_json);
+        size_t current_count = count;
+        for (size_t i = 0; i < transforms.size(); ++i) {
+            CollectingContext ctx(*this);
+            ctx.log_source = "pipe:" + pipe.id;
+            sluice_batch in{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, current.data(), current.size(),
+                            current_count, nullptr};
+            int32_t status = transforms[i]->info().transform()->transform(transforms[i]->handle(), &ctx, &in);
+            if (status != SLUICE_OK) {
+                fail("transform " + std::to_string(i) + " ('" + transforms[i]->type() + "') failed: " +
+                     (ctx.error().empty() ? "status " + std::to_string(status) : ctx.error()));
+                return status;
+            }
+            ctx.output.push_back(']');
+            current = std::move(ctx.output);
+            current_count = ctx.count;
+        }
+        if (!sink_is_dataset && current.find("\"_filtered\"") != std::string::npos) current = drop_filtered(current);
+
+        const bool has_entities = current.find('{') != std::string::npos;
+        const std::string token = continuation ? continuation : "";
+        if (has_entities) {
+            SinkContext ctx(*this);
+            ctx.log_source = "pipe:" + pipe.id;
+            JsonDocument state;
+            if (continuation) {
+                state = state_with(token);
+                ctx.pending_state = &state;
+            }
+            sluice_batch out{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, current.data(), current.size(),
+                             current_count, nullptr};
+            int32_t status = SLUICE_RETRY;
+            for (int attempt = 0; attempt <= kBatchRetries && status == SLUICE_RETRY; ++attempt) {
+                if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+                ctx.clear_error();
+                status = sink->info().sink()->write(sink->handle(), &ctx, &out);
+            }
+            if (status != SLUICE_OK) {
+                fail("sink ('" + sink->type() + "') failed: " +
+                     (ctx.error().empty() ? "status " + std::to_string(status) : ctx.error()));
+                return status;
+            }
+            result.entities_to_sink += current_count;
+            if (ctx.state_committed) {
+                result.last_seen = token;
+            } else if (continuation) {
+                commit_token(token);
+            }
+        } else if (continuation) {
+            commit_token(token);
+        }
+        if (options.on_progress) options.on_progress(result.entities_read);
+        return SLUICE_OK;
+    }
+
+    static std::string drop_filtered(const std::string& batch_json) {
+        JsonDocument doc = parse_json(batch_json, "batch");
+        sluice::BatchBuilder kept;
+        for (const Json& e : doc.GetArray()) {
+            const Json* filtered = find_member(e, "_filtered");
+            if (!(filtered && filtered->IsBool() && filtered->GetBool())) kept.add(e);
+        }
+        return std::string(kept.text());
+    }
+
+    void fail(const std::string& why) {
+        if (failure.empty()) failure = why;
+    }
+
+    static constexpr int kBatchRetries = 3;
+
+    const PipeConfig& pipe;
+    const NodeConfig& config;
+    DatasetStore& store;
+    const SecretResolver& secrets;
+    const RunOptions& options;
+    RunResult& result;
+    // Contexts given to `create` must outlive their instances (declared first, destroyed last).
+    std::vector<std::unique_ptr<HostContext>> create_contexts;
+    std::vector<std::unique_ptr<Instance>> transforms;
+    std::unique_ptr<Instance> sink;
+    bool sink_is_dataset = false;
+    std::string failure;
+    std::string pending_continuation;  // set by set_continuation outside a batch
+    bool has_pending_continuation = false;
+};
+
+RunContext::RunContext(Run& run) : run_(run) {
+    store = &run.store;
+    secrets = run.secrets;
+}
+
+bool RunContext::is_cancelled() { return run_.cancelled(); }
+
+int32_t SinkContext::write_dataset(std::string_view dataset, const sluice_batch& batch, std::string_view options_json,
+                                   std::string& result) {
+    JsonDocument options = parse_json(options_json.empty() ? "{}" : options_json, "write options");
+    if (!options.IsObject()) options.SetObject();
+    auto& a = options.GetAllocator();
+    if (pending_state && !state_committed) {
+        Json state(rapidjson::kObjectType);
+        state.AddMember("key", Json(PipeRunner::state_key(run_.pipe.id).c_str(), a), a);
+        state.AddMember("value", Json(*pending_state, a), a);
+        options.RemoveMember("state");
+        options.AddMember("state", state, a);
+    }
+    if (run_.result.full) {
+        options.RemoveMember("run");
+        options.AddMember("run", Json(run_.result.run_id.c_str(), a), a);
+    }
+    std::string text = to_json(options);
+    int32_t status = HostContext::write_dataset(dataset, batch, text, result);
+    if (status == SLUICE_OK && pending_state) state_committed = true;
+    if (status == SLUICE_OK && !result.empty()) {
+        JsonDocument counts = parse_json(result, "write result");
+        run_.result.changes += static_cast<uint64_t>(int_or(counts, "written", 0));
+        run_.result.unchanged += static_cast<uint64_t>(int_or(counts, "unchanged", 0));
+    }
+    return status;
+}
+
+int32_t SinkContext::dataset_command(std::string_view command_json, std::string& result) {
+    JsonDocument command = parse_json(command_json, "dataset command");
+    if (command.IsObject() && string_or(command, "op", "") == "delete_unseen") {
+        // Deletion tracking is only meaningful for the ids this run saw: the run id is the kernel's.
+        if (!run_.result.full) {
+            result = "{\"deleted\":0}";
+            return SLUICE_OK;
+        }
+        command.RemoveMember("run");
+        command.AddMember("run", Json(run_.result.run_id.c_str(), command.GetAllocator()), command.GetAllocator());
+        int32_t status = HostContext::dataset_command(to_json(command), result);
+        if (status == SLUICE_OK && !result.empty()) {
+            JsonDocument counts = parse_json(result, "delete_unseen result");
+            run_.result.changes += static_cast<uint64_t>(int_or(counts, "deleted", 0));
+        }
+        return status;
+    }
+    return HostContext::dataset_command(command_json, result);
+}
+
+int32_t SourceContext::emit_batch(const sluice_batch& batch) {
+    if (run_.cancelled()) {
+        run_.fail("the run was stopped");
+        set_error("the run was stopped");
+        return SLUICE_ERROR;
+    }
+    if (batch.format != SLUICE_FORMAT_JSON_ARRAY) {
+        set_error("unsupported batch format " + std::to_string(batch.format));
+        return SLUICE_ERROR;
+    }
+    size_t count = batch.count;
+    if (count == 0 && batch.size > 2) {
+        // The source did not count: count the top-level entities so statistics stay honest.
+        JsonDocument doc = parse_json(std::string_view(batch.data, batch.size), "source batch");
+        count = doc.IsArray() ? doc.Size() : 0;
+    }
+    int32_t status = run_.process(std::string_view(batch.data, batch.size), count, batch.continuation);
+    if (status != SLUICE_OK) set_error(run_.failure);
+    return status;
+}
+
+void SourceContext::set_continuation(std::string_view token) {
+    run_.pending_continuation = std::string(token);
+    run_.has_pending_continuation = true;
+}
+
+void write_execution_entry(DatasetStore& store, const std::string& pipe_id, const RunResult& r, const char* event) {
+    JsonDocument entry(rapidjson::kObjectType);
+    auto& a = entry.GetAllocator();
+    std::string id = r.run_id + ":" + event;
+    entry.AddMember("_id", Json(id.c_str(), a), a);
+    entry.AddMember("event", Json(event, a), a);
+    entry.AddMember("pipe", Json(pipe_id.c_str(), a), a);
+    entry.AddMember("run_id", Json(r.run_id.c_str(), a), a);
+    entry.AddMember("sync_type", Json(r.full ? "full" : "incremental", a), a);
+    entry.AddMember("started_us", r.started_us, a);
+    if (std::string_view(event) != "pump-started") {
+        entry.AddMember("ended_us", r.ended_us, a);
+        Json metrics(rapidjson::kObjectType);
+        metrics.AddMember("entities_last_run", r.entities_read, a);
+        metrics.AddMember("entities_to_sink", r.entities_to_sink, a);
+        metrics.AddMember("changes_last_run", r.changes, a);
+        metrics.AddMember("unchanged_last_run", r.unchanged, a);
+        entry.AddMember("metrics", metrics, a);
+        entry.AddMember("last_seen", Json(r.last_seen.c_str(), a), a);
+    }
+    if (!r.error.empty()) entry.AddMember("original_error_message", Json(r.error.c_str(), a), a);
+    sluice::BatchBuilder batch;
+    batch.add(entry);
+    store.write(PipeRunner::execution_dataset(pipe_id), batch.text(), 1);
+}
+
+}  // namespace
+
+RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, const RunOptions& options) {
+    RunResult result;
+    result.run_id = new_run_id();
+    result.started_us = now_us();
+
+    Run run(pipe, config, store_, secrets_, options, result);
+    HostContext setup_ctx;
+    setup_ctx.log_source = "pipe:" + pipe.id;
+    setup_ctx.store = &store_;
+    setup_ctx.secrets = secrets_;
+
+    try {
+        JsonDocument state = store_.state_get(state_key(pipe.id));
+        if (!options.force_full && state.IsObject()) result.since = string_or(state, "last_seen", "");
+        result.full = result.since.empty();
+        result.last_seen = result.since;
+        write_execution_entry(store_, pipe.id, result, "pump-started");
+
+        SourceContext source_ctx(run);
+        source_ctx.log_source = "pipe:" + pipe.id;
+        Instance source(pipe.source, pipe, config, source_ctx);
+        for (const ComponentConfig& t : pipe.transforms) {
+            auto& ctx = run.create_contexts.emplace_back(std::make_unique<RunContext>(run));
+            ctx->log_source = "pipe:" + pipe.id;
+            run.transforms.push_back(std::make_unique<Instance>(t, pipe, config, *ctx));
+        }
+        auto& sink_ctx = run.create_contexts.emplace_back(std::make_unique<SinkContext>(run));
+        sink_ctx->log_source = "pipe:" + pipe.id;
+        run.sink = std::make_unique<Instance>(pipe.sink, pipe, config, *sink_ctx);
+        run.sink_is_dataset = run.sink->info().has(SLUICE_CAP_DATASET_SINK);
+
+        const std::string run_json = std::string("{\"full\":") + (result.full ? "true" : "false") + "}";
+        const sluice_sink_vtable* sink_vt = run.sink->info().sink();
+        if (sink_vt->begin_run) {
+            SinkContext ctx(run);
+            if (int32_t status = sink_vt->begin_run(run.sink->handle(), &ctx, run_json.c_str()); status != SLUICE_OK)
+                throw std::runtime_error("sink begin_run failed: " + ctx.error());
+        }
+
+        int32_t status = source.info().source()->read(source.handle(), &source_ctx,
+                                                      result.since.empty() ? nullptr : result.since.c_str(),
+                                                      pipe.batch_size);
+        if (status != SLUICE_OK || !run.failure.empty()) {
+            std::string why = !run.failure.empty() ? run.failure
+                              : source_ctx.error().empty() ? "source failed with status " + std::to_string(status)
+                                                           : "source ('" + source.type() + "') failed: " + source_ctx.error();
+            throw std::runtime_error(why);
+        }
+        if (run.has_pending_continuation) run.commit_token(run.pending_continuation);
+
+        if (sink_vt->end_run) {
+            SinkContext ctx(run);
+            const std::string end_json =
+                std::string("{\"full\":") + (result.full ? "true" : "false") + ",\"completed\":true}";
+            if (int32_t s = sink_vt->end_run(run.sink->handle(), &ctx, end_json.c_str()); s != SLUICE_OK)
+                throw std::runtime_error("sink end_run failed: " + ctx.error());
+        }
+        result.ok = true;
+    } catch (const std::exception& e) {
+        result.ok = false;
+        result.error = e.what();
+        if (run.sink && run.sink->info().sink()->end_run) {
+            SinkContext ctx(run);
+            const std::string end_json =
+                std::string("{\"full\":") + (result.full ? "true" : "false") + ",\"completed\":false}";
+            run.sink->info().sink()->end_run(run.sink->handle(), &ctx, end_json.c_str());
+        }
+    }
+    result.ended_us = now_us();
+    try {
+        write_execution_entry(store_, pipe.id, result, result.ok ? "pump-completed" : "pump-failed");
+    } catch (const std::exception& e) {
+        setup_ctx.log(SLUICE_LOG_ERROR, std::string("cannot write the execution log: ") + e.what());
+    }
+    return result;
+}
+
+}  // namespace sluice::kernel

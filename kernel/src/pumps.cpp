@@ -1,0 +1,235 @@
+#include <sluice/kernel/pumps.hpp>
+
+#include <Poco/Logger.h>
+
+#include <chrono>
+
+namespace sluice::kernel {
+
+PumpManager::PumpManager(DatasetStore& store, SecretResolver secrets, size_t workers)
+    : store_(store), secrets_(std::move(secrets)), worker_count_(workers == 0 ? 1 : workers),
+      config_(NodeConfig::empty()) {}
+
+PumpManager::~PumpManager() { stop(); }
+
+void PumpManager::apply(std::shared_ptr<const NodeConfig> config) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::map<std::string, std::shared_ptr<Pump>> next;
+    const int64_t now = now_us();
+    for (const auto& [id, pipe] : config->pipes()) {
+        auto it = pumps_.find(id);
+        if (it != pumps_.end()) {
+            next[id] = it->second;
+        } else {
+            auto pump = std::make_shared<Pump>();
+            pump->pipe_id = id;
+            pump->disabled = pipe.pump.mode == "off";
+            // A newly configured pipe runs right away, then on its interval.
+            pump->next_run_us = pipe.pump.mode == "scheduled" ? now : 0;
+            next[id] = pump;
+        }
+    }
+    for (auto& [id, pump] : pumps_) {
+        if (!next.count(id)) pump->cancel = true;  // removed: let a running run stop early
+    }
+    pumps_ = std::move(next);
+    config_ = std::move(config);
+    wake_.notify_all();
+}
+
+void PumpManager::start() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (started_) return;
+    started_ = true;
+    stopping_ = false;
+    threads_.emplace_back([this] { scheduler_loop(); });
+    for (size_t i = 0; i < worker_count_; ++i) threads_.emplace_back([this] { worker_loop(); });
+}
+
+void PumpManager::stop() {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!started_) return;
+        stopping_ = true;
+        for (auto& [id, pump] : pumps_) pump->cancel = true;
+        queue_.clear();
+    }
+    wake_.notify_all();
+    for (std::thread& t : threads_) t.join();
+    threads_.clear();
+    std::lock_guard<std::mutex> lock(mutex_);
+    started_ = false;
+}
+
+void PumpManager::set_scheduler_enabled(bool enabled) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    scheduler_enabled_ = enabled;
+    wake_.notify_all();
+}
+
+void PumpManager::scheduler_loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopping_) {
+        const int64_t now = now_us();
+        int64_t next_wake = now + 1'000'000;
+        if (scheduler_enabled_) {
+            for (auto& [id, pump] : pumps_) {
+                const PipeConfig* pipe = config_->pipe(id);
+                if (!pipe || pump->disabled || pipe->pump.mode != "scheduled" || pump->next_run_us == 0) continue;
+                if (pump->next_run_us <= now) {
+                    if (!pump->running && !pump->queued) {
+                        pump->queued = true;
+                        queue_.push_back(pump);
+                    }
+                    pump->next_run_us = now + static_cast<int64_t>(pipe->interval_seconds() * 1e6);
+                }
+                next_wake = std::min(next_wake, pump->next_run_us);
+            }
+        }
+        wake_.notify_all();
+        wake_.wait_for(lock, std::chrono::microseconds(std::max<int64_t>(next_wake - now, 1000)));
+    }
+}
+
+void PumpManager::worker_loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (true) {
+        wake_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
+        if (stopping_) return;
+        std::shared_ptr<Pump> pump = queue_.front();
+        queue_.pop_front();
+        const bool full = pump->queued_full;
+        pump->queued = false;
+        pump->queued_full = false;
+        pump->running = true;
+        ++active_;
+        lock.unlock();
+        execute(*pump, full);
+        lock.lock();
+        --active_;
+        idle_.notify_all();
+    }
+}
+
+RunResult PumpManager::execute(Pump& pump, bool force_full) {
+    std::shared_ptr<const NodeConfig> config;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        config = config_;
+        pump.cancel = false;
+        pump.progress = 0;
+        pump.running = true;
+    }
+    RunResult result;
+    const PipeConfig* pipe = config->pipe(pump.pipe_id);
+    if (!pipe) {
+        result.error = "pipe '" + pump.pipe_id + "' is no longer configured";
+    } else {
+        PipeRunner runner(store_, secrets_);
+        RunOptions options;
+        options.force_full = force_full;
+        options.cancel = &pump.cancel;
+        options.on_progress = [&pump](uint64_t n) { pump.progress = n; };
+        result = runner.run(*pipe, *config, options);
+    }
+    Poco::Logger& log = Poco::Logger::get("sluice.pumps");
+    if (result.ok) {
+        log.information("pipe " + pump.pipe_id + " completed: " + std::to_string(result.entities_read) +
+                        " read, " + std::to_string(result.changes) + " changes");
+    } else {
+        log.error("pipe " + pump.pipe_id + " failed: " + result.error);
+    }
+    std::lock_guard<std::mutex> lock(mutex_);
+    pump.running = false;
+    ++pump.runs;
+    if (!result.ok) ++pump.failures;
+    pump.last_run = result;
+    idle_.notify_all();
+    return result;
+}
+
+bool PumpManager::trigger(const std::string& pipe_id, bool force_full) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = pumps_.find(pipe_id);
+    if (it == pumps_.end() || it->second->running || it->second->queued) return false;
+    it->second->queued = true;
+    it->second->queued_full = force_full;
+    queue_.push_back(it->second);
+    wake_.notify_all();
+    return true;
+}
+
+std::optional<RunResult> PumpManager::run_now(const std::string& pipe_id, bool force_full) {
+    std::shared_ptr<Pump> pump;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = pumps_.find(pipe_id);
+        if (it == pumps_.end() || it->second->running) return std::nullopt;
+        pump = it->second;
+        pump->running = true;
+        ++active_;
+    }
+    RunResult result = execute(*pump, force_full);
+    std::lock_guard<std::mutex> lock(mutex_);
+    --active_;
+    idle_.notify_all();
+    return result;
+}
+
+bool PumpManager::request_stop(const std::string& pipe_id) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = pumps_.find(pipe_id);
+    if (it == pumps_.end()) return false;
+    it->second->cancel = true;
+    return true;
+}
+
+bool PumpManager::set_disabled(const std::string& pipe_id, bool disabled) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = pumps_.find(pipe_id);
+    if (it == pumps_.end()) return false;
+    it->second->disabled = disabled;
+    return true;
+}
+
+bool PumpManager::wait_idle(int timeout_ms) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return idle_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+        if (active_ > 0 || !queue_.empty()) return false;
+        for (auto& [id, pump] : pumps_) {
+            if (pump->running || pump->queued) return false;
+        }
+        return true;
+    });
+}
+
+PumpStatus PumpManager::snapshot(const Pump& pump) const {
+    PumpStatus s;
+    s.pipe_id = pump.pipe_id;
+    s.running = pump.running;
+    s.disabled = pump.disabled;
+    const PipeConfig* pipe = config_->pipe(pump.pipe_id);
+    s.mode = pipe ? pipe->pump.mode : "";
+    s.runs = pump.runs;
+    s.failures = pump.failures;
+    s.progress = pump.progress;
+    s.next_run_us = pump.next_run_us;
+    s.last_run = pump.last_run;
+    return s;
+}
+
+std::optional<PumpStatus> PumpManager::status(const std::string& pipe_id) const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = pumps_.find(pipe_id);
+    if (it == pumps_.end()) return std::nullopt;
+    return snapshot(*it->second);
+}
+
+std::vector<PumpStatus> PumpManager::statuses() const {
+    std::lock_guard<std::mutex> lock(mutex_);
+    std::vector<PumpStatus> out;
+    for (const auto& [id, pump] : pumps_) out.push_back(snapshot(*pump));
+    return out;
+}
+
+}  // namespace sluice::kernel
