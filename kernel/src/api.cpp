@@ -2,6 +2,8 @@
 #include <sluice/kernel/api.hpp>
 #include <sluice/kernel/node.hpp>
 
+#include "api_internal.hpp"
+
 #include <Poco/Logger.h>
 #include <Poco/Net/HTMLForm.h>
 #include <Poco/Net/HTTPRequestHandler.h>
@@ -21,116 +23,7 @@ using Poco::Net::HTTPResponse;
 using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 
-namespace {
-
-constexpr std::streamsize kMaxBodyBytes = 256 * 1024 * 1024;
-
-// Answered as {"error": ..., "detail": ...} with the given status.
-struct HttpError : std::runtime_error {
-    HttpError(HTTPResponse::HTTPStatus status, const std::string& error, std::string detail = {})
-        : std::runtime_error(error), status(status), detail(std::move(detail)) {}
-    HTTPResponse::HTTPStatus status;
-    std::string detail;
-};
-
-struct Request {
-    HTTPServerRequest& http;
-    std::vector<std::string> params;  // the {placeholders} of the route, decoded
-    Poco::URI::QueryParameters query;
-
-    std::string body() {
-        std::string text;
-        std::istream& in = http.stream();
-        char buffer[65536];
-        while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
-            text.append(buffer, static_cast<size_t>(in.gcount()));
-            if (static_cast<std::streamsize>(text.size()) > kMaxBodyBytes)
-                throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "request body too large");
-        }
-        return text;
-    }
-    JsonDocument json_body() {
-        std::string text = body();
-        JsonDocument doc;
-        doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-        if (doc.HasParseError())
-            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "malformed JSON",
-                            "parse error at byte " + std::to_string(doc.GetErrorOffset()));
-        return doc;
-    }
-    std::optional<std::string> param(const std::string& name) const {
-        for (const auto& [k, v] : query) {
-            if (k == name) return v;
-        }
-        return std::nullopt;
-    }
-    bool flag(const std::string& name, bool fallback) const {
-        auto v = param(name);
-        if (!v) return fallback;
-        if (*v == "true" || *v == "True" || *v == "1" || v->empty()) return true;
-        if (*v == "false" || *v == "False" || *v == "0") return false;
-        throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid query parameter '" + name + "'",
-                        "expected true or false, got '" + *v + "'");
-    }
-    std::optional<int64_t> integer(const std::string& name) const {
-        auto v = param(name);
-        if (!v || v->empty()) return std::nullopt;
-        try {
-            size_t used = 0;
-            long long n = std::stoll(*v, &used);
-            if (used != v->size()) throw std::invalid_argument("trailing");
-            return n;
-        } catch (const std::exception&) {
-            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid query parameter '" + name + "'",
-                            "expected an integer, got '" + *v + "'");
-        }
-    }
-};
-
-void send_json(HTTPServerResponse& response, const std::string& body,
-               HTTPResponse::HTTPStatus status = HTTPResponse::HTTP_OK) {
-    response.setStatus(status);
-    response.setContentType("application/json");
-    response.setContentLength(static_cast<std::streamsize>(body.size()));
-    response.send() << body;
-}
-
-void send_json(HTTPServerResponse& response, const Json& value, HTTPResponse::HTTPStatus status = HTTPResponse::HTTP_OK) {
-    send_json(response, to_json(value), status);
-}
-
-void send_error(HTTPServerResponse& response, HTTPResponse::HTTPStatus status, const std::string& error,
-                const std::string& detail) {
-    JsonDocument doc(rapidjson::kObjectType);
-    auto& a = doc.GetAllocator();
-    doc.AddMember("error", Json(error.c_str(), a), a);
-    doc.AddMember("detail", Json(detail.c_str(), a), a);
-    send_json(response, doc, status);
-}
-
-using Handler = std::function<void(Request&, HTTPServerResponse&)>;
-
-struct Route {
-    std::string method;
-    std::vector<std::string> segments;  // "{}" matches any one segment
-    Handler handler;
-};
-
-std::vector<std::string> split_path(const std::string& path) {
-    std::vector<std::string> out;
-    size_t start = 0;
-    while (start <= path.size()) {
-        size_t slash = path.find('/', start);
-        if (slash == std::string::npos) slash = path.size();
-        if (slash > start) {
-            std::string decoded;
-            Poco::URI::decode(path.substr(start, slash - start), decoded);
-            out.push_back(decoded);
-        }
-        start = slash + 1;
-    }
-    return out;
-}
+namespace api {
 
 // ---- JSON shapes --------------------------------------------------------------------------
 
@@ -270,6 +163,30 @@ Json dataset_json(const Json& info, JsonAllocator& a) {
     return o;
 }
 
+std::map<std::string, std::string> request_fields(Request& req) {
+    std::map<std::string, std::string> fields;
+    const std::string content_type = req.http.getContentType();
+    if (content_type.find("application/json") != std::string::npos) {
+        JsonDocument body = req.json_body();
+        if (body.IsObject()) {
+            for (auto it = body.MemberBegin(); it != body.MemberEnd(); ++it)
+                fields[std::string(as_view(it->name))] =
+                    it->value.IsString() ? std::string(as_view(it->value)) : to_json(it->value);
+        }
+    } else if (req.http.getMethod() == "POST" || req.http.getMethod() == "PUT") {
+        Poco::Net::HTMLForm form(req.http, req.http.stream());
+        for (const auto& [k, v] : form) fields[k] = v;
+    }
+    for (const auto& [k, v] : req.query) fields.emplace(k, v);
+    return fields;
+}
+
+}  // namespace api
+
+namespace {
+
+using namespace api;
+
 class Api {
 public:
     explicit Api(Node& node) : node_(node) { define_routes(); }
@@ -280,20 +197,33 @@ public:
         Request req{http, {}, {}};
         try {
             req.query = uri.getQueryParameters();
+            // The most specific route wins: literal segments beat {placeholders}, so
+            // /api/pipes/run-all-pipes is never taken for /api/pipes/{id}.
             bool path_matched = false;
-            for (const Route& route : routes_) {
+            const Router::Entry* best = nullptr;
+            size_t best_literals = 0;
+            std::vector<std::string> best_params;
+            for (const Router::Entry& route : router_.routes()) {
                 if (route.segments.size() != path.size()) continue;
                 std::vector<std::string> params;
                 bool match = true;
+                size_t literals = 0;
                 for (size_t i = 0; i < path.size() && match; ++i) {
                     if (route.segments[i] == "{}") params.push_back(path[i]);
-                    else match = route.segments[i] == path[i];
+                    else if ((match = route.segments[i] == path[i])) ++literals;
                 }
                 if (!match) continue;
                 path_matched = true;
                 if (route.method != http.getMethod()) continue;
-                req.params = std::move(params);
-                route.handler(req, response);
+                if (!best || literals > best_literals) {
+                    best = &route;
+                    best_literals = literals;
+                    best_params = std::move(params);
+                }
+            }
+            if (best) {
+                req.params = std::move(best_params);
+                best->handler(req, response);
                 return;
             }
             if (path_matched)
@@ -313,9 +243,7 @@ public:
 
 private:
     void route(const std::string& method, const std::string& pattern, Handler handler) {
-        std::vector<std::string> segments;
-        for (const std::string& s : split_path(pattern)) segments.push_back(s.front() == '{' ? "{}" : s);
-        routes_.push_back({method, std::move(segments), std::move(handler)});
+        router_.add(method, pattern, std::move(handler));
     }
 
     static void send_config_errors(HTTPServerResponse& response, const ConfigError& e) {
@@ -330,6 +258,18 @@ private:
             item.AddMember("pointer", Json(p.pointer.c_str(), a), a);
             item.AddMember("level", "error", a);
             item.AddMember("message", Json(p.message.c_str(), a), a);
+            // Sesam's shape too, which its client prints: posted-config + config-errors.
+            Json posted(rapidjson::kObjectType);
+            posted.AddMember("_id", Json(p.entity_id.c_str(), a), a);
+            item.AddMember("posted-config", posted, a);
+            Json config_errors(rapidjson::kArrayType);
+            Json config_error(rapidjson::kObjectType);
+            config_error.AddMember("level", "error", a);
+            const std::string msg = (p.pointer.empty() ? std::string() : p.pointer + ": ") + p.message;
+            config_error.AddMember("msg", Json(msg.c_str(), a), a);
+            config_error.AddMember("elements", Json(p.pointer.c_str(), a), a);
+            config_errors.PushBack(config_error, a);
+            item.AddMember("config-errors", config_errors, a);
             errors.PushBack(item, a);
         }
         doc.AddMember("validation_errors", errors, a);
@@ -350,12 +290,8 @@ private:
         route("GET", "/api/plugins", [this](Request&, HTTPServerResponse& res) { plugins(res); });
         route("GET", "/api/plugins/refused", [this](Request&, HTTPServerResponse& res) { refused(res); });
 
-        route("GET", "/api/config", [this](Request&, HTTPServerResponse& res) { send_json(res, node_.config()->entities()); });
-        route("PUT", "/api/config", [this](Request& req, HTTPServerResponse& res) {
-            JsonDocument body = req.json_body();
-            node_.apply_config(body);
-            send_json(res, R"({"validation_errors":[]})");
-        });
+        register_config_routes(router_, node_);
+        register_run_routes(router_, node_);
 
         route("GET", "/api/pipes", [this](Request&, HTTPServerResponse& res) {
             auto config = node_.config();
@@ -517,19 +453,7 @@ private:
         auto config = node_.config();
         pipe_or_404(config, id);
         // Sesam's client posts a form (operation=start); JSON bodies are accepted too.
-        std::map<std::string, std::string> fields;
-        const std::string content_type = req.http.getContentType();
-        if (content_type.find("application/json") != std::string::npos) {
-            JsonDocument body = req.json_body();
-            if (body.IsObject()) {
-                for (auto it = body.MemberBegin(); it != body.MemberEnd(); ++it)
-                    fields[std::string(as_view(it->name))] = it->value.IsString() ? std::string(as_view(it->value)) : to_json(it->value);
-            }
-        } else {
-            Poco::Net::HTMLForm form(req.http, req.http.stream());
-            for (const auto& [k, v] : form) fields[k] = v;
-        }
-        for (const auto& [k, v] : req.query) fields.emplace(k, v);
+        std::map<std::string, std::string> fields = request_fields(req);
         const std::string op = fields.count("operation") ? fields["operation"] : "";
         PumpManager& pumps = node_.pumps();
         if (op == "start" || op == "start-rescan") {
@@ -552,7 +476,7 @@ private:
     }
 
     Node& node_;
-    std::vector<Route> routes_;
+    Router router_;
 };
 
 class ApiHandler : public Poco::Net::HTTPRequestHandler {

@@ -1,4 +1,5 @@
 #include <sluice/kernel/config.hpp>
+#include <sluice/kernel/environment.hpp>
 
 #include <rapidjson/pointer.h>
 #include <rapidjson/schema.h>
@@ -86,6 +87,15 @@ public:
         return list.empty() ? "none" : list;
     }
 
+    // Resolves $ENV(...) in an entity, reporting each unknown variable where it is used.
+    void substitute(const std::string& id, JsonDocument& entity, const Json* variables) {
+        static const Json no_variables(rapidjson::kObjectType);
+        std::vector<UnresolvedReference> unresolved;
+        substitute_env(entity, entity.GetAllocator(), variables ? *variables : no_variables, "", unresolved);
+        for (const UnresolvedReference& u : unresolved)
+            problem(id, u.pointer, "unknown environment variable '" + u.name + "' in $ENV(" + u.name + ")");
+    }
+
     // Resolves and schema-checks one component object found at `pointer` inside entity `id`.
     bool component(const std::string& id, const std::string& pointer, uint32_t kind, const Json& object,
                    ComponentConfig& out) {
@@ -165,7 +175,8 @@ std::shared_ptr<const NodeConfig> NodeConfig::empty() {
     return config;
 }
 
-std::shared_ptr<const NodeConfig> NodeConfig::build(const Json& entities, const PluginRegistry& registry) {
+std::shared_ptr<const NodeConfig> NodeConfig::build(const Json& entities, const PluginRegistry& registry,
+                                                   const Json* variables) {
     Builder b(registry);
     if (!entities.IsArray()) throw ConfigError({{"", "", "the configuration must be a JSON array of entities"}});
 
@@ -203,6 +214,10 @@ std::shared_ptr<const NodeConfig> NodeConfig::build(const Json& entities, const 
             auto doc = std::make_shared<JsonDocument>();
             doc->CopyFrom(e, doc->GetAllocator());
             system.original = doc;
+            auto effective = std::make_shared<JsonDocument>();
+            effective->CopyFrom(e, effective->GetAllocator());
+            b.substitute(entity_id, *effective, variables);
+            system.effective = effective;
             config->systems_[entity_id] = std::move(system);
         } else {
             b.problem(entity_id, "/type",
@@ -227,15 +242,17 @@ std::shared_ptr<const NodeConfig> NodeConfig::build(const Json& entities, const 
         auto effective = std::make_shared<JsonDocument>();
         effective->CopyFrom(e, effective->GetAllocator());
         auto& alloc = effective->GetAllocator();
+        b.substitute(pipe.id, *effective, variables);
+        const Json& pe = *effective;  // what the components see: $ENV(...) resolved
 
-        const Json* source = find_member(e, "source");
+        const Json* source = find_member(pe, "source");
         if (!source) {
             b.problem(pipe.id, "/source", "a pipe needs a 'source'");
         } else if (b.component(pipe.id, "/source", SLUICE_KIND_SOURCE, *source, pipe.source)) {
             pipe.input_datasets = source_datasets(*source);
         }
 
-        if (const Json* transform = find_member(e, "transform")) {
+        if (const Json* transform = find_member(pe, "transform")) {
             if (transform->IsArray()) {
                 for (rapidjson::SizeType t = 0; t < transform->Size(); ++t) {
                     ComponentConfig c;
@@ -251,7 +268,7 @@ std::shared_ptr<const NodeConfig> NodeConfig::build(const Json& entities, const 
         }
 
         // Sesam's default sink: a dataset named after the pipe.
-        if (!find_member(e, "sink")) {
+        if (!find_member(pe, "sink")) {
             Json sink(rapidjson::kObjectType);
             sink.AddMember("type", "dataset", alloc);
             sink.AddMember("dataset", Json(pipe.id.c_str(), alloc), alloc);
@@ -275,7 +292,7 @@ std::shared_ptr<const NodeConfig> NodeConfig::build(const Json& entities, const 
         check_system(pipe.source, "/source");
         check_system(pipe.sink, "/sink");
 
-        if (const Json* batch = find_member(e, "batch_size")) {
+        if (const Json* batch = find_member(pe, "batch_size")) {
             if (!batch->IsUint() || batch->GetUint() == 0 || batch->GetUint() > 1000000)
                 b.problem(pipe.id, "/batch_size", "batch_size must be an integer from 1 to 1000000");
             else
@@ -284,7 +301,7 @@ std::shared_ptr<const NodeConfig> NodeConfig::build(const Json& entities, const 
             effective->AddMember("batch_size", pipe.batch_size, alloc);
         }
 
-        if (const Json* pump = find_member(e, "pump")) {
+        if (const Json* pump = find_member(pe, "pump")) {
             if (!pump->IsObject()) {
                 b.problem(pipe.id, "/pump", "'pump' must be an object");
             } else {

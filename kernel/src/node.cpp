@@ -75,7 +75,8 @@ void Node::restore_config() {
     if (stored.IsArray()) {
         try {
             std::lock_guard<std::mutex> lock(config_mutex_);
-            config_ = NodeConfig::build(stored, registry_);
+            JsonDocument variables = environment_->variables();
+            config_ = NodeConfig::build(stored, registry_, &variables);
         } catch (const ConfigError& e) {
             // A plugin the stored config needs may be missing now: serve, but say why pipes are absent.
             Poco::Logger::get("sluice.node").error(std::string("stored configuration is not valid any more; "
@@ -105,7 +106,11 @@ void Node::start() {
 
     open_storage();
     config_ = NodeConfig::empty();
-    pumps_ = std::make_unique<PumpManager>(*store_, SecretResolver(), options_.workers);
+    environment_ = std::make_unique<Environment>(*store_);
+    Environment* environment = environment_.get();
+    pumps_ = std::make_unique<PumpManager>(
+        *store_, [environment](const std::string& name) { return environment->secret(name); }, options_.workers);
+    orchestrator_ = std::make_unique<Orchestrator>(*pumps_, *store_, [this] { return config(); });
     restore_config();
     pumps_->apply(config());
     pumps_->start();
@@ -130,10 +135,24 @@ void Node::stop() {
         http_->stopAll(true);
         http_.reset();
     }
+    orchestrator_.reset();
     if (pumps_) pumps_->stop();
     pumps_.reset();
     store_.reset();
     managed_postgres_.reset();
+}
+
+SecretResolver Node::secret_resolver() {
+    Environment* environment = environment_.get();
+    return [environment](const std::string& name) { return environment->secret(name); };
+}
+
+void Node::restart() {
+    std::lock_guard<std::mutex> lock(apply_mutex_);
+    pumps_->stop();
+    pumps_->apply(config());
+    pumps_->start();
+    start_time_us_ = now_us();
 }
 
 std::shared_ptr<const NodeConfig> Node::config() const {
@@ -141,8 +160,47 @@ std::shared_ptr<const NodeConfig> Node::config() const {
     return config_;
 }
 
+std::shared_ptr<const NodeConfig> Node::modify_config(const std::function<void(JsonDocument&)>& edit) {
+    std::lock_guard<std::mutex> lock(apply_mutex_);
+    JsonDocument entities;
+    entities.CopyFrom(config()->entities(), entities.GetAllocator());
+    edit(entities);
+    return apply_config_locked(entities);
+}
+
 std::shared_ptr<const NodeConfig> Node::apply_config(const Json& entities) {
-    auto next = NodeConfig::build(entities, registry_);  // throws ConfigError: nothing changed
+    std::lock_guard<std::mutex> lock(apply_mutex_);
+    return apply_config_locked(entities);
+}
+
+void Node::set_environment(const Json& object, bool replace) {
+    std::lock_guard<std::mutex> lock(apply_mutex_);
+    JsonDocument previous = environment_->variables();
+    environment_->set_variables(object, replace);
+    try {
+        apply_config_locked(config()->entities());
+    } catch (...) {
+        environment_->set_variables(previous, true);
+        throw;
+    }
+}
+
+bool Node::erase_environment_variable(const std::string& name) {
+    std::lock_guard<std::mutex> lock(apply_mutex_);
+    JsonDocument previous = environment_->variables();
+    if (!environment_->erase_variable(name)) return false;
+    try {
+        apply_config_locked(config()->entities());
+    } catch (...) {
+        environment_->set_variables(previous, true);
+        throw;
+    }
+    return true;
+}
+
+std::shared_ptr<const NodeConfig> Node::apply_config_locked(const Json& entities) {
+    JsonDocument variables = environment_->variables();
+    auto next = NodeConfig::build(entities, registry_, &variables);  // throws ConfigError: nothing changed
     JsonDocument history(rapidjson::kObjectType);
     auto& a = history.GetAllocator();
     history.AddMember("op", "state_put_history", a);

@@ -1,3 +1,4 @@
+#include <sluice/kernel/environment.hpp>
 #include <sluice/kernel/host_context.hpp>
 #include <sluice/kernel/pipe_runner.hpp>
 #include <sluice/sdk.hpp>
@@ -38,10 +39,19 @@ public:
         : component_(component) {
         std::string system_json;
         if (!component.system_id.empty()) {
-            if (const SystemConfig* system = config.system(component.system_id)) system_json = to_json(*system->original);
+            if (const SystemConfig* system = config.system(component.system_id)) system_json = to_json(*system->effective);
         }
         std::string node_json = config.metadata().IsObject() ? to_json(config.metadata()) : std::string();
-        sluice_create_args args{sizeof(sluice_create_args), 0, component.config_json.c_str(),
+        // $SECRET(name) is resolved only here, for the plugin: values never reach config answers or logs.
+        std::string config_json;
+        try {
+            config_json = substitute_secrets(component.config_json, ctx.secrets);
+            if (!system_json.empty()) system_json = substitute_secrets(system_json, ctx.secrets);
+        } catch (const std::exception& e) {
+            throw std::runtime_error("cannot create " + std::string(kind_name(component.component->kind)) + " '" +
+                                     component.type + "': " + e.what());
+        }
+        sluice_create_args args{sizeof(sluice_create_args), 0, config_json.c_str(),
                                 system_json.empty() ? nullptr : system_json.c_str(), pipe.id.c_str(),
                                 node_json.empty() ? nullptr : node_json.c_str()};
         const ComponentInfo& info = *component.component;
@@ -156,7 +166,8 @@ public:
         result.entities_read += count;
         std::string current(batch_json);
         size_t current_count = count;
-        for (size_t i = 0; i < transforms.size(); ++i) {
+        const size_t transform_count = evaluate_consumer ? evaluate_transforms : transforms.size();
+        for (size_t i = 0; i < transform_count; ++i) {
             CollectingContext ctx(*this);
             ctx.log_source = "pipe:" + pipe.id;
             sluice_batch in{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, current.data(), current.size(),
@@ -171,7 +182,15 @@ public:
             current = std::move(ctx.output);
             current_count = ctx.count;
         }
-        if (!sink_is_dataset && current.find("\"_filtered\"") != std::string::npos) current = drop_filtered(current);
+        if ((!sink_is_dataset || evaluate_drop_filtered) && current.find("\"_filtered\"") != std::string::npos)
+            current = drop_filtered(current);
+        if (evaluate_consumer) {
+            if (!(*evaluate_consumer)(current)) {
+                stopped_by_consumer = true;
+                return SLUICE_ERROR;
+            }
+            return SLUICE_OK;
+        }
 
         const bool has_entities = current.find('{') != std::string::npos;
         const std::string token = continuation ? continuation : "";
@@ -239,6 +258,11 @@ public:
     std::string failure;
     std::string pending_continuation;  // set by set_continuation outside a batch
     bool has_pending_continuation = false;
+    // Evaluation (PipeRunner::evaluate): batches go to the consumer after this many transforms.
+    const std::function<bool(std::string_view)>* evaluate_consumer = nullptr;
+    size_t evaluate_transforms = 0;
+    bool evaluate_drop_filtered = false;
+    bool stopped_by_consumer = false;
 };
 
 RunContext::RunContext(Run& run) : run_(run) {
@@ -361,9 +385,17 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
     setup_ctx.secrets = secrets_;
 
     try {
-        JsonDocument state = store_.state_get(state_key(pipe.id));
-        if (!options.force_full && state.IsObject()) result.since = string_or(state, "last_seen", "");
-        result.full = result.since.empty();
+        const PushedInput* pushed = options.pushed;
+        if (pushed) {
+            // A receiver request: no source read, no continuation token; a full sync sequence
+            // shares one run id so the last request can delete what the sequence did not send.
+            result.full = pushed->full;
+            if (!pushed->run_id.empty()) result.run_id = pushed->run_id;
+        } else {
+            JsonDocument state = store_.state_get(state_key(pipe.id));
+            if (!options.force_full && state.IsObject()) result.since = string_or(state, "last_seen", "");
+            result.full = result.since.empty();
+        }
         result.last_seen = result.since;
         write_execution_entry(store_, pipe.id, result, "pump-started");
 
@@ -382,15 +414,32 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
 
         const std::string run_json = std::string("{\"full\":") + (result.full ? "true" : "false") + "}";
         const sluice_sink_vtable* sink_vt = run.sink->info().sink();
-        if (sink_vt->begin_run) {
+        if (sink_vt->begin_run && (!pushed || pushed->first)) {
             SinkContext ctx(run);
             if (int32_t status = sink_vt->begin_run(run.sink->handle(), &ctx, run_json.c_str()); status != SLUICE_OK)
                 throw std::runtime_error("sink begin_run failed: " + ctx.error());
         }
 
-        int32_t status = source.info().source()->read(source.handle(), &source_ctx,
-                                                      result.since.empty() ? nullptr : result.since.c_str(),
-                                                      pipe.batch_size);
+        int32_t status = SLUICE_OK;
+        if (pushed) {
+            // Re-batched to the pipe's batch size, like a source would emit them.
+            JsonDocument entities = parse_json(pushed->batch_json, "pushed entities");
+            if (!entities.IsArray()) throw std::runtime_error("pushed entities must be a JSON array");
+            sluice::BatchBuilder batch;
+            for (const Json& e : entities.GetArray()) {
+                batch.add(e);
+                if (batch.count() >= pipe.batch_size) {
+                    status = run.process(batch.text(), batch.count(), nullptr);
+                    batch.clear();
+                    if (status != SLUICE_OK) break;
+                }
+            }
+            if (status == SLUICE_OK && !batch.empty()) status = run.process(batch.text(), batch.count(), nullptr);
+        } else {
+            status = source.info().source()->read(source.handle(), &source_ctx,
+                                                  result.since.empty() ? nullptr : result.since.c_str(),
+                                                  pipe.batch_size);
+        }
         if (status != SLUICE_OK || !run.failure.empty()) {
             std::string why = !run.failure.empty() ? run.failure
                               : source_ctx.error().empty() ? "source failed with status " + std::to_string(status)
@@ -399,7 +448,7 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
         }
         if (run.has_pending_continuation) run.commit_token(run.pending_continuation);
 
-        if (sink_vt->end_run) {
+        if (sink_vt->end_run && (!pushed || pushed->last)) {
             SinkContext ctx(run);
             const std::string end_json =
                 std::string("{\"full\":") + (result.full ? "true" : "false") + ",\"completed\":true}";
@@ -424,6 +473,45 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
         setup_ctx.log(SLUICE_LOG_ERROR, std::string("cannot write the execution log: ") + e.what());
     }
     return result;
+}
+
+std::optional<Stage> parse_stage(const std::string& text) {
+    if (text.empty() || text == "sink") return Stage::Sink;
+    if (text == "source") return Stage::Source;
+    if (text == "before-transforms" || text == "before-transform") return Stage::BeforeTransforms;
+    if (text == "after-transforms" || text == "after-transform") return Stage::AfterTransforms;
+    return std::nullopt;
+}
+
+void PipeRunner::evaluate(const PipeConfig& pipe, const NodeConfig& config, Stage stage, const std::string& since,
+                          const std::function<bool(std::string_view)>& consume, const std::atomic<bool>* cancel) {
+    RunResult result;
+    result.run_id = new_run_id();
+    RunOptions options;
+    options.cancel = cancel;
+    Run run(pipe, config, store_, secrets_, options, result);
+    run.evaluate_consumer = &consume;
+    run.evaluate_transforms =
+        stage == Stage::Source || stage == Stage::BeforeTransforms ? 0 : pipe.transforms.size();
+    run.evaluate_drop_filtered = stage == Stage::Sink;
+
+    SourceContext source_ctx(run);
+    source_ctx.log_source = "pipe:" + pipe.id;
+    Instance source(pipe.source, pipe, config, source_ctx);
+    for (size_t i = 0; i < run.evaluate_transforms; ++i) {
+        auto& ctx = run.create_contexts.emplace_back(std::make_unique<RunContext>(run));
+        ctx->log_source = "pipe:" + pipe.id;
+        run.transforms.push_back(std::make_unique<Instance>(pipe.transforms[i], pipe, config, *ctx));
+    }
+    int32_t status = source.info().source()->read(source.handle(), &source_ctx, since.empty() ? nullptr : since.c_str(),
+                                                  pipe.batch_size);
+    if (run.stopped_by_consumer) return;
+    if (status != SLUICE_OK || !run.failure.empty()) {
+        throw std::runtime_error(!run.failure.empty() ? run.failure
+                                 : "source ('" + source.type() + "') failed: " +
+                                       (source_ctx.error().empty() ? "status " + std::to_string(status)
+                                                                   : source_ctx.error()));
+    }
 }
 
 }  // namespace sluice::kernel

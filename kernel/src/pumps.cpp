@@ -111,7 +111,7 @@ void PumpManager::worker_loop() {
     }
 }
 
-RunResult PumpManager::execute(Pump& pump, bool force_full) {
+RunResult PumpManager::execute(Pump& pump, bool force_full, const PushedInput* pushed) {
     std::shared_ptr<const NodeConfig> config;
     {
         std::lock_guard<std::mutex> lock(mutex_);
@@ -128,6 +128,7 @@ RunResult PumpManager::execute(Pump& pump, bool force_full) {
         PipeRunner runner(store_, secrets_);
         RunOptions options;
         options.force_full = force_full;
+        options.pushed = pushed;
         options.cancel = &pump.cancel;
         options.on_progress = [&pump](uint64_t n) { pump.progress = n; };
         result = runner.run(*pipe, *config, options);
@@ -176,6 +177,28 @@ std::optional<RunResult> PumpManager::run_now(const std::string& pipe_id, bool f
     return result;
 }
 
+std::optional<RunResult> PumpManager::run_pushed(const std::string& pipe_id, const PushedInput& input) {
+    std::shared_ptr<Pump> pump;
+    {
+        std::unique_lock<std::mutex> lock(mutex_);
+        // Receiver requests of one pipe are applied one at a time, in arrival order.
+        const bool free = idle_.wait_for(lock, std::chrono::seconds(10), [&] {
+            auto it = pumps_.find(pipe_id);
+            return it == pumps_.end() || !it->second->running;
+        });
+        auto it = pumps_.find(pipe_id);
+        if (!free || it == pumps_.end()) return std::nullopt;
+        pump = it->second;
+        pump->running = true;
+        ++active_;
+    }
+    RunResult result = execute(*pump, false, &input);
+    std::lock_guard<std::mutex> lock(mutex_);
+    --active_;
+    idle_.notify_all();
+    return result;
+}
+
 bool PumpManager::request_stop(const std::string& pipe_id) {
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = pumps_.find(pipe_id);
@@ -200,6 +223,14 @@ bool PumpManager::wait_idle(int timeout_ms) {
             if (pump->running || pump->queued) return false;
         }
         return true;
+    });
+}
+
+bool PumpManager::wait_pipe_idle(const std::string& pipe_id, int timeout_ms) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    return idle_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] {
+        auto it = pumps_.find(pipe_id);
+        return it == pumps_.end() || (!it->second->running && !it->second->queued);
     });
 }
 

@@ -65,12 +65,15 @@ struct SystemConfig {
     std::string id;
     std::string type;
     std::shared_ptr<const JsonDocument> original;
+    std::shared_ptr<const JsonDocument> effective;  // $ENV(...) resolved
 };
 
 class NodeConfig {
 public:
     // Validates `entities` (a JSON array) whole; throws ConfigError listing every problem.
-    static std::shared_ptr<const NodeConfig> build(const Json& entities, const PluginRegistry& registry);
+    // `variables` resolves $ENV(name) (none when null).
+    static std::shared_ptr<const NodeConfig> build(const Json& entities, const PluginRegistry& registry,
+                                                   const Json* variables = nullptr);
     static std::shared_ptr<const NodeConfig> empty();
 
     const std::map<std::string, PipeConfig>& pipes() const { return pipes_; }

@@ -3,10 +3,14 @@
 
 #include <sluice/kernel/config.hpp>
 #include <sluice/kernel/dataset_store.hpp>
+#include <sluice/kernel/environment.hpp>
+#include <sluice/kernel/orchestrator.hpp>
 #include <sluice/kernel/plugin_registry.hpp>
 #include <sluice/kernel/pumps.hpp>
 
+#include <atomic>
 #include <cstdint>
+#include <functional>
 #include <filesystem>
 #include <memory>
 #include <mutex>
@@ -53,6 +57,11 @@ public:
     PluginRegistry& plugins() { return registry_; }
     DatasetStore& store() { return *store_; }
     PumpManager& pumps() { return *pumps_; }
+    Orchestrator& orchestrator() { return *orchestrator_; }
+    SecretResolver secret_resolver();
+    // Sesam's "restart" (POST /api/admin): pumps stop and start again with the stored config,
+    // and node_start_time changes, without leaving the process.
+    void restart();
     int64_t start_time_us() const { return start_time_us_; }
     std::string storage_description() const { return storage_description_; }
 
@@ -60,21 +69,33 @@ public:
     // Validates `entities` whole, then persists and applies it. Throws ConfigError (nothing
     // changed) when invalid.
     std::shared_ptr<const NodeConfig> apply_config(const Json& entities);
+    // Edits a copy of the current configuration (a JSON array) and applies it as above, with
+    // concurrent edits serialised so none is lost.
+    std::shared_ptr<const NodeConfig> modify_config(const std::function<void(JsonDocument&)>& edit);
+    // Changes the environment variables and re-applies the configuration with them; when the
+    // configuration would become invalid, throws ConfigError and keeps the old variables.
+    void set_environment(const Json& object, bool replace);
+    bool erase_environment_variable(const std::string& name);
+    Environment& environment() { return *environment_; }
 
 private:
     void open_storage();
+    std::shared_ptr<const NodeConfig> apply_config_locked(const Json& entities);
     void restore_config();
 
     NodeOptions options_;
     PluginRegistry registry_;
     std::unique_ptr<ManagedPostgresHandle> managed_postgres_;
     std::unique_ptr<DatasetStore> store_;
+    std::unique_ptr<Environment> environment_;
+    std::mutex apply_mutex_;  // one configuration change at a time
     std::unique_ptr<PumpManager> pumps_;
+    std::unique_ptr<Orchestrator> orchestrator_;
     std::unique_ptr<Poco::Net::HTTPServer> http_;
     mutable std::mutex config_mutex_;
     std::shared_ptr<const NodeConfig> config_;
     uint16_t port_ = 0;
-    int64_t start_time_us_ = 0;
+    std::atomic<int64_t> start_time_us_{0};
     std::string storage_description_;
 };
 

@@ -10,14 +10,32 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace sluice::kernel {
+
+// Entities pushed to a receiver (an `http_endpoint` source) instead of read from the source.
+struct PushedInput {
+    std::string_view batch_json;  // a JSON array of entities
+    size_t count = 0;
+    // Sesam's full-sync sequence: every request of one sequence shares `run_id`; the sink's
+    // begin_run happens on the first request, end_run (deletion tracking) on the last.
+    bool full = false;
+    bool first = true;
+    bool last = true;
+    std::string run_id;
+};
 
 struct RunOptions {
     bool force_full = false;                     // ignore the stored token (a rescan)
     const std::atomic<bool>* cancel = nullptr;   // set to stop the run between batches
     std::function<void(uint64_t processed)> on_progress;  // called after each committed batch
+    const PushedInput* pushed = nullptr;         // receiver requests: skip the source
 };
+
+// Where to look at a pipe's entities on demand (GET /api/pipes/{id}/entities?stage=).
+enum class Stage { Source, BeforeTransforms, AfterTransforms, Sink };
+std::optional<Stage> parse_stage(const std::string& text);
 
 struct RunResult {
     bool ok = false;
@@ -44,6 +62,13 @@ public:
     // Never throws for plugin failures: they come back as RunResult::error. The execution log
     // dataset `system:pump_execution:<pipe>` gets pump-started and pump-completed/pump-failed.
     RunResult run(const PipeConfig& pipe, const NodeConfig& config, const RunOptions& options = {});
+
+    // Computes a pipe's entities at `stage` without writing anything: the source from `since`
+    // ("" = the start) and the transforms up to `stage`; each batch (a JSON array text) goes to
+    // `consume`, which returns false to stop. At the sink stage `_filtered` entities are dropped.
+    // Throws std::runtime_error with the failing plugin's message.
+    void evaluate(const PipeConfig& pipe, const NodeConfig& config, Stage stage, const std::string& since,
+                  const std::function<bool(std::string_view)>& consume, const std::atomic<bool>* cancel = nullptr);
 
     static std::string state_key(const std::string& pipe_id) { return "pipe:" + pipe_id; }
     static std::string execution_dataset(const std::string& pipe_id) { return "system:pump_execution:" + pipe_id; }

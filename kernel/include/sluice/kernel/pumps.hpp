@@ -46,10 +46,15 @@ public:
     bool trigger(const std::string& pipe_id, bool force_full = false);
     // Runs a pipe on the calling thread and returns its result (used by tests and run-all).
     std::optional<RunResult> run_now(const std::string& pipe_id, bool force_full = false);
+    // Runs a receiver request (pushed entities) through the pipe on the calling thread; nullopt
+    // when the pipe is unknown or does not become free within a few seconds.
+    std::optional<RunResult> run_pushed(const std::string& pipe_id, const PushedInput& input);
     bool request_stop(const std::string& pipe_id);
     bool set_disabled(const std::string& pipe_id, bool disabled);
     // Blocks until no run is queued or running, or `timeout_ms` passes. True when idle.
     bool wait_idle(int timeout_ms);
+    // Blocks until this pipe's pump is neither running nor queued, or `timeout_ms` passes.
+    bool wait_pipe_idle(const std::string& pipe_id, int timeout_ms);
 
     std::optional<PumpStatus> status(const std::string& pipe_id) const;
     std::vector<PumpStatus> statuses() const;
@@ -72,7 +77,7 @@ private:
 
     void scheduler_loop();
     void worker_loop();
-    RunResult execute(Pump& pump, bool force_full);
+    RunResult execute(Pump& pump, bool force_full, const PushedInput* pushed = nullptr);
     PumpStatus snapshot(const Pump& pump) const;
 
     DatasetStore& store_;

@@ -1,0 +1,60 @@
+// Environment variables and secrets of a node, kept in storage so every node sharing it sees
+// them, and the `$ENV(name)` / `$SECRET(name)` substitution in configuration (reference §3.1).
+//
+// `$ENV(name)` is resolved when a configuration is validated: the effective config shows the
+// value, and an unknown name is a located config error. `$SECRET(name)` is resolved only when a
+// component instance is created, so secret values never appear in any API answer or log.
+#pragma once
+
+#include <sluice/entity.hpp>
+
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace sluice::kernel {
+
+class DatasetStore;
+
+class Environment {
+public:
+    explicit Environment(DatasetStore& store);
+
+    JsonDocument variables() const;  // {name: value}
+    // Replaces all variables (PUT /api/env) or merges into them (POST/PATCH).
+    void set_variables(const Json& object, bool replace);
+    bool erase_variable(const std::string& name);
+
+    std::vector<std::string> secret_names() const;
+    std::optional<std::string> secret(const std::string& name) const;
+    void set_secrets(const Json& object, bool replace);  // values must be strings
+    bool erase_secret(const std::string& name);
+
+private:
+    void load();
+    DatasetStore& store_;
+    mutable std::mutex mutex_;
+    JsonDocument variables_;
+    JsonDocument secrets_;
+};
+
+// One unresolved `$ENV(name)`: where (JSON pointer below the value given) and which name.
+struct UnresolvedReference {
+    std::string pointer;
+    std::string name;
+};
+
+// Replaces `$ENV(name)` in every string inside `value`. A string that is exactly `$ENV(name)`
+// takes the variable's JSON value (any type); inside a longer string the value is spliced in as
+// text. Unknown names are collected in `unresolved` and left as they are.
+void substitute_env(Json& value, JsonAllocator& allocator, const Json& variables, const std::string& pointer,
+                    std::vector<UnresolvedReference>& unresolved);
+
+// Replaces `$SECRET(name)` inside the strings of a JSON text. Throws std::runtime_error naming
+// the first unknown secret (never a value).
+std::string substitute_secrets(const std::string& json_text,
+                               const std::function<std::optional<std::string>(const std::string&)>& secret);
+
+}  // namespace sluice::kernel

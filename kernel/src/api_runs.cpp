@@ -1,0 +1,274 @@
+// Running pipes beyond a single pump: run trees, Sesam's run-all-pipes test runner, a pipe's
+// entities computed on demand, publishers (pull) and receivers (push) (reference §5.3, §5.6,
+// §5.7, §6.5).
+#include <sluice/kernel/node.hpp>
+
+#include "api_internal.hpp"
+
+#include <Poco/DateTime.h>
+#include <Poco/Logger.h>
+#include <Poco/DateTimeFormat.h>
+#include <Poco/DateTimeFormatter.h>
+#include <Poco/Timestamp.h>
+
+namespace sluice::kernel::api {
+
+namespace {
+
+const PipeConfig& pipe_or_404(const NodeConfig& config, const std::string& id) {
+    const PipeConfig* pipe = config.pipe(id);
+    if (!pipe) throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "no such pipe", "pipe '" + id + "' is not configured");
+    return *pipe;
+}
+
+// Sesam's client sends Python booleans ("True"/"False").
+bool field_flag(const std::map<std::string, std::string>& fields, const std::string& name, bool fallback) {
+    auto it = fields.find(name);
+    if (it == fields.end() || it->second.empty()) return fallback;
+    const std::string& v = it->second;
+    if (v == "true" || v == "True" || v == "1") return true;
+    if (v == "false" || v == "False" || v == "0") return false;
+    throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid parameter '" + name + "'", "expected true or false, got '" + v + "'");
+}
+
+double field_number(const std::map<std::string, std::string>& fields, const std::string& name, double fallback) {
+    auto it = fields.find(name);
+    if (it == fields.end() || it->second.empty()) return fallback;
+    try {
+        size_t used = 0;
+        double v = std::stod(it->second, &used);
+        if (used != it->second.size()) throw std::invalid_argument("trailing");
+        return v;
+    } catch (const std::exception&) {
+        throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid parameter '" + name + "'",
+                        "expected a number, got '" + it->second + "'");
+    }
+}
+
+std::string iso_time(int64_t us) {
+    Poco::Timestamp ts(static_cast<Poco::Timestamp::TimeVal>(us));
+    return Poco::DateTimeFormatter::format(ts, "%Y-%m-%dT%H:%M:%S.%FZ");
+}
+
+Json job_json(const RunJob& job, JsonAllocator& a) {
+    Json o(rapidjson::kObjectType);
+    o.AddMember("token", Json(job.token().c_str(), a), a);
+    o.AddMember("status", Json(job.state().c_str(), a), a);
+    o.AddMember("state", Json(job.state() == "success" ? "completed" : job.state().c_str(), a), a);
+    const std::string error = job.error();
+    if (!error.empty()) {
+        o.AddMember("additional_info", Json(error.c_str(), a), a);
+        o.AddMember("error", Json(error.c_str(), a), a);
+    }
+    Json log(rapidjson::kArrayType);
+    for (const JobLogLine& line : job.log_since(0)) {
+        Json l(rapidjson::kObjectType);
+        l.AddMember("timestamp", Json(iso_time(line.timestamp_us).c_str(), a), a);
+        l.AddMember("loglevel", Json(line.level.c_str(), a), a);
+        l.AddMember("logdata", Json(line.text.c_str(), a), a);
+        log.PushBack(l, a);
+    }
+    o.AddMember("log", log, a);
+    return o;
+}
+
+// Streams the batches of an evaluation as one JSON array; `limit` caps the entity count.
+void stream_evaluation(Node& node, const PipeConfig& pipe, const NodeConfig& config, Stage stage,
+                       const std::string& since, std::optional<int64_t> limit, HTTPServerResponse& res) {
+    PipeRunner runner(node.store(), node.secret_resolver());
+    std::ostream* out = nullptr;
+    bool first = true;
+    int64_t remaining = limit.value_or(-1);
+    auto open = [&] {
+        if (out) return;
+        res.setStatus(HTTPResponse::HTTP_OK);
+        res.setContentType("application/json");
+        res.setChunkedTransferEncoding(true);
+        out = &res.send();
+        *out << '[';
+    };
+    try {
+        runner.evaluate(pipe, config, stage, since, [&](std::string_view batch) {
+            JsonDocument doc = parse_json(batch, "batch");
+            open();
+            for (const Json& e : doc.GetArray()) {
+                if (remaining == 0) return false;
+                if (!first) *out << ',';
+                *out << to_json(e);
+                first = false;
+                if (remaining > 0) --remaining;
+            }
+            return remaining != 0 && static_cast<bool>(*out);
+        });
+    } catch (const std::exception& e) {
+        if (!out)
+            throw HttpError(HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "pipe failed", e.what());
+        // Headers are gone: end the array so the client sees what was produced, and log why.
+        Poco::Logger::get("sluice.api").error("pipe " + pipe.id + " failed while streaming: " + e.what());
+    }
+    open();
+    *out << ']';
+}
+
+}  // namespace
+
+void register_run_routes(Router& r, Node& node) {
+    // ---- Sesam's test runner -------------------------------------------------------------
+    r.add("POST", "/api/pipes/run-all-pipes", [&node](Request& req, HTTPServerResponse& res) {
+        std::map<std::string, std::string> fields = request_fields(req);
+        RunAllOptions options;
+        options.extra_zero_runs = static_cast<int>(field_number(fields, "extra_zero_runs", options.extra_zero_runs));
+        options.max_run_time = field_number(fields, "max_run_time", options.max_run_time);
+        options.max_runs = static_cast<int>(field_number(fields, "max_runs", options.max_runs));
+        options.reset_pipes_and_delete_sink_datasets = field_flag(
+            fields, "reset_pipes_and_delete_sink_datasets", options.reset_pipes_and_delete_sink_datasets);
+        const std::string mode = fields.count("request_mode") ? fields["request_mode"] : "sync";
+        std::shared_ptr<RunJob> job;
+        try {
+            job = node.orchestrator().start_run_all(options);
+        } catch (const std::logic_error& e) {
+            throw HttpError(HTTPResponse::HTTP_CONFLICT, e.what());
+        }
+        JsonDocument doc(rapidjson::kObjectType);
+        auto& a = doc.GetAllocator();
+        if (mode == "async") {
+            doc.AddMember("token", Json(job->token().c_str(), a), a);
+            send_json(res, doc);
+            return;
+        }
+        job->wait();
+        Json o = job_json(*job, a);
+        send_json(res, o);
+    });
+    r.add("GET", "/api/pipes/get-pipe-runner-status", [&node](Request& req, HTTPServerResponse& res) {
+        auto token = req.param("token");
+        std::shared_ptr<RunJob> job = token ? node.orchestrator().job(*token) : node.orchestrator().latest_run_all();
+        JsonDocument doc(rapidjson::kObjectType);
+        auto& a = doc.GetAllocator();
+        if (!job) {
+            doc.AddMember("status", "not-running", a);
+            send_json(res, doc);
+            return;
+        }
+        Json o = job_json(*job, a);
+        send_json(res, o);
+    });
+    r.add("GET", "/api/pipes/get-run-all-pipes-log", [&node](Request& req, HTTPServerResponse& res) {
+        auto token = req.param("token");
+        std::shared_ptr<RunJob> job = token ? node.orchestrator().job(*token) : node.orchestrator().latest_run_all();
+        JsonDocument doc(rapidjson::kArrayType);
+        auto& a = doc.GetAllocator();
+        if (job) {
+            const int64_t since = req.integer("since").value_or(0);
+            for (const JobLogLine& line : job->log_since(static_cast<size_t>(std::max<int64_t>(since, 0)))) {
+                Json l(rapidjson::kObjectType);
+                l.AddMember("timestamp", Json(iso_time(line.timestamp_us).c_str(), a), a);
+                l.AddMember("loglevel", Json(line.level.c_str(), a), a);
+                l.AddMember("logdata", Json(line.text.c_str(), a), a);
+                doc.PushBack(l, a);
+            }
+        }
+        send_json(res, doc);
+    });
+    r.add("POST", "/api/pipes/stop-run-all-pipes", [&node](Request& req, HTTPServerResponse& res) {
+        std::map<std::string, std::string> fields = request_fields(req);
+        const bool stopped = node.orchestrator().stop_run_all(field_number(fields, "terminate_timeout", 30));
+        if (!stopped) throw HttpError(HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "run-all-pipes did not stop in time");
+        send_json(res, R"({"status":"not-running"})");
+    });
+
+    // ---- run trees ---------------------------------------------------------------------------
+    r.add("POST", "/api/pipes/{id}/run-tree", [&node](Request& req, HTTPServerResponse& res) {
+        auto config = node.config();
+        pipe_or_404(*config, req.params[0]);
+        std::map<std::string, std::string> fields = request_fields(req);
+        std::shared_ptr<RunJob> job;
+        try {
+            job = node.orchestrator().start_tree(req.params[0], field_flag(fields, "full", false));
+        } catch (const std::logic_error& e) {
+            throw HttpError(HTTPResponse::HTTP_CONFLICT, e.what());
+        }
+        JsonDocument doc;
+        Json o = job_json(*job, doc.GetAllocator());
+        send_json(res, o, HTTPResponse::HTTP_ACCEPTED);
+    });
+    r.add("GET", "/api/pipes/{id}/run-tree", [&node](Request& req, HTTPServerResponse& res) {
+        pipe_or_404(*node.config(), req.params[0]);
+        std::shared_ptr<RunJob> job = node.orchestrator().tree(req.params[0]);
+        if (!job) throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "no run tree", "no run tree was started for '" + req.params[0] + "'");
+        JsonDocument doc;
+        Json o = job_json(*job, doc.GetAllocator());
+        send_json(res, o);
+    });
+
+    // ---- entities on demand ------------------------------------------------------------------
+    r.add("GET", "/api/pipes/{id}/entities", [&node](Request& req, HTTPServerResponse& res) {
+        auto config = node.config();
+        const PipeConfig& pipe = pipe_or_404(*config, req.params[0]);
+        std::optional<Stage> stage = parse_stage(req.param("stage").value_or("sink"));
+        if (!stage)
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid stage",
+                            "stage must be source, before-transforms, after-transforms or sink");
+        stream_evaluation(node, pipe, *config, *stage, req.param("since").value_or(""), req.integer("limit"), res);
+    });
+    r.add("GET", "/api/publishers/{id}/entities", [&node](Request& req, HTTPServerResponse& res) {
+        auto config = node.config();
+        const PipeConfig& pipe = pipe_or_404(*config, req.params[0]);
+        if (pipe.sink.type != "http_endpoint")
+            throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "not a publisher",
+                            "pipe '" + pipe.id + "' has no http_endpoint sink");
+        stream_evaluation(node, pipe, *config, Stage::Sink, req.param("since").value_or(""), req.integer("limit"), res);
+    });
+
+    // ---- receivers ---------------------------------------------------------------------------
+    r.add("POST", "/api/receivers/{id}/entities", [&node](Request& req, HTTPServerResponse& res) {
+        auto config = node.config();
+        const PipeConfig& pipe = pipe_or_404(*config, req.params[0]);
+        if (pipe.source.type != "http_endpoint")
+            throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "not a receiver",
+                            "pipe '" + pipe.id + "' has no http_endpoint source");
+        JsonDocument body = req.json_body();
+        if (body.IsObject()) {
+            JsonDocument list(rapidjson::kArrayType);
+            list.PushBack(Json(body, list.GetAllocator()), list.GetAllocator());
+            body = std::move(list);
+        }
+        if (!body.IsArray()) throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "expected a JSON object or array of entities");
+        for (rapidjson::SizeType i = 0; i < body.Size(); ++i) {
+            const Json* id = body[i].IsObject() ? find_member(body[i], "_id") : nullptr;
+            if (!id || !id->IsString())
+                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid entity",
+                                "entity " + std::to_string(i) + " needs a string '_id'");
+        }
+        const std::string text = to_json(body);
+        PushedInput pushed;
+        pushed.batch_json = text;
+        pushed.count = body.Size();
+        pushed.full = req.flag("is_full", false);
+        pushed.first = req.flag("is_first", true);
+        pushed.last = req.flag("is_last", true);
+        if (pushed.full) {
+            // One run id per full-sync sequence, so its last request deletes what it never sent.
+            const std::string sequence = req.param("sequence_id").value_or("");
+            if (sequence.empty() && !(pushed.first && pushed.last))
+                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "missing sequence_id",
+                                "a multi-request full sync needs sequence_id");
+            pushed.run_id = "receiver:" + pipe.id + ":" + (sequence.empty() ? new_run_id() : sequence);
+        }
+        std::optional<RunResult> result = node.pumps().run_pushed(pipe.id, pushed);
+        if (!result) throw HttpError(HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "the pipe is busy, retry");
+        if (!result->ok) throw HttpError(HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "pipe failed", result->error);
+        send_json(res, "{}");
+    });
+
+    // ---- Sesam's restart ---------------------------------------------------------------------
+    r.add("POST", "/api/admin", [&node](Request& req, HTTPServerResponse& res) {
+        std::map<std::string, std::string> fields = request_fields(req);
+        if (fields["operation"] != "restart")
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "unsupported operation", "supported: restart");
+        node.restart();
+        send_json(res, R"({"message":"OK"})");
+    });
+}
+
+}  // namespace sluice::kernel::api

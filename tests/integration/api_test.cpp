@@ -1,0 +1,302 @@
+// The Sesam-compatible service API against a real node: configuration endpoints with bad input
+// changing nothing, env and secrets, the config zip, run-all-pipes, entities per stage,
+// receiver → pipe → publisher, and run trees.
+#include "test_support.hpp"
+
+#include <cppunit/extensions/HelperMacros.h>
+
+#include <set>
+#include <thread>
+
+using namespace sluice::test;
+using sluice::Json;
+using sluice::JsonDocument;
+
+namespace {
+
+std::string str(const Json& v) { return v.IsString() ? v.GetString() : sluice::to_json(v); }
+
+// The entities' ids, sorted and comma-separated ("1,2,3").
+std::string ids_of(const JsonDocument& entities) {
+    std::set<std::string> ids;
+    for (const Json& e : entities.GetArray()) ids.insert(e["_id"].GetString());
+    std::string out;
+    for (const std::string& id : ids) out += (out.empty() ? "" : ",") + id;
+    return out;
+}
+
+const char* kChain = R"([
+  {"_id": "a", "type": "pipe", "source": {"type": "embedded", "entities": [
+     {"_id": "1", "name": "One"}, {"_id": "2", "name": "Two"}, {"_id": "3", "name": "Three", "hide": true}]}},
+  {"_id": "b", "type": "pipe", "source": {"type": "dataset", "dataset": "a"},
+   "transform": {"type": "fixture_touch"}, "pump": {"mode": "manual"}},
+  {"_id": "c", "type": "pipe", "source": {"type": "dataset", "dataset": "b"}, "pump": {"mode": "manual"}}
+])";
+
+}  // namespace
+
+class ApiTest : public CppUnit::TestFixture {
+    CPPUNIT_TEST_SUITE(ApiTest);
+    CPPUNIT_TEST(testBadConfigChangesNothing);
+    CPPUNIT_TEST(testPipeAndSystemCrud);
+    CPPUNIT_TEST(testEnvAndSecrets);
+    CPPUNIT_TEST(testConfigZipRoundTrip);
+    CPPUNIT_TEST(testRunAllPipesUntilStable);
+    CPPUNIT_TEST(testEntitiesPerStage);
+    CPPUNIT_TEST(testReceiverToPublisher);
+    CPPUNIT_TEST(testRunTreeStopsAtFailingPipe);
+    CPPUNIT_TEST(testPumpOperations);
+    CPPUNIT_TEST_SUITE_END();
+
+public:
+    void setUp() override {
+        dir_ = std::make_unique<TempDir>();
+        node_ = std::make_unique<NodeProcess>((*dir_) / "data",
+                                              std::vector<std::string>{"--storage", "memory", "--plugin-dir",
+                                                                       SLUICE_TEST_FIXTURE_DIR});
+        node_->start();
+    }
+    void tearDown() override {
+        node_.reset();
+        dir_.reset();
+    }
+
+    void testBadConfigChangesNothing() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", kChain).status);
+        const std::string before = n.get("/api/config").body;
+        struct Case {
+            const char* body;
+            const char* pointer;  // expected in the answer
+        } cases[] = {
+            {"[{\"_id\": \"x\", ", ""},
+            {R"([{"_id": "x", "type": "pipe", "source": {"type": "no_such_source"}}])", "/source/type"},
+            {R"([{"_id": "x", "type": "pipe", "source": {"type": "embedded", "entities": 7}}])", "/source/entities"},
+            {R"([{"_id": "x", "type": "pipe", "source": {"type": "embedded", "entities": [], "system": "ghost"}}])",
+             "/source/system"},
+            {R"([{"_id": "x", "type": "pipe", "source": {"type": "embedded", "entities": []}, "batch_size": -1}])",
+             "/batch_size"},
+        };
+        for (const Case& c : cases) {
+            HttpResponse r = n.put("/api/config", c.body);
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(r.body, 400, r.status);
+            JsonDocument body = r.json();
+            CPPUNIT_ASSERT(body.HasMember("error"));
+            if (*c.pointer) {
+                const Json& errors = body["validation_errors"];
+                CPPUNIT_ASSERT_MESSAGE(r.body, errors.Size() >= 1);
+                CPPUNIT_ASSERT_EQUAL_MESSAGE(r.body, std::string(c.pointer), str(errors[0]["pointer"]));
+                CPPUNIT_ASSERT_EQUAL(std::string("x"), str(errors[0]["entity"]));
+                CPPUNIT_ASSERT(errors[0]["config-errors"][0]["msg"].IsString());  // Sesam's shape
+            }
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(c.body, before, n.get("/api/config").body);
+        }
+        // The unknown type names what is installed.
+        HttpResponse r = n.put("/api/config", cases[1].body);
+        CPPUNIT_ASSERT_MESSAGE(r.body, r.body.find("embedded") != std::string::npos);
+    }
+
+    void testPipeAndSystemCrud() {
+        NodeProcess& n = *node_;
+        const std::string pipe = R"({"_id": "p1", "type": "pipe", "source": {"type": "embedded", "entities": []}})";
+        CPPUNIT_ASSERT_EQUAL(201, n.post("/api/pipes", "[" + pipe + "]").status);
+        CPPUNIT_ASSERT_EQUAL(409, n.post("/api/pipes", "[" + pipe + "]").status);
+        CPPUNIT_ASSERT_EQUAL(200, n.get("/api/pipes/p1").status);
+        // The effective config has the default sink, as Sesam's client expects.
+        JsonDocument p1 = n.get("/api/pipes/p1").json();
+        CPPUNIT_ASSERT_EQUAL(std::string("p1"), str(p1["config"]["effective"]["sink"]["dataset"]));
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/pipes/p1/config",
+                                        R"({"type": "pipe", "source": {"type": "embedded", "entities": [{"_id": "z"}]}})")
+                                      .status);
+        CPPUNIT_ASSERT_EQUAL(std::string("z"), str(n.get("/api/pipes/p1/config").json()["source"]["entities"][0]["_id"]));
+        CPPUNIT_ASSERT_EQUAL(400, n.put("/api/pipes/p1/config", R"({"type": "pipe", "source": {"type": "nope"}})").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("z"), str(n.get("/api/pipes/p1/config").json()["source"]["entities"][0]["_id"]));
+
+        CPPUNIT_ASSERT_EQUAL(201, n.post("/api/systems", R"([{"_id": "s1", "type": "system:url", "base_url": "http://x"}])").status);
+        CPPUNIT_ASSERT_EQUAL(200, n.get("/api/systems/s1").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("http://x"), str(n.get("/api/systems/s1/config").json()["base_url"]));
+        CPPUNIT_ASSERT_EQUAL(200, n.del("/api/systems/s1").status);
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/systems/s1").status);
+        CPPUNIT_ASSERT_EQUAL(200, n.del("/api/pipes/p1").status);
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/pipes/p1").status);
+        CPPUNIT_ASSERT_EQUAL(404, n.del("/api/pipes/p1").status);
+    }
+
+    void testEnvAndSecrets() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/env", R"({"greeting": "hello", "size": 2})").status);
+        CPPUNIT_ASSERT_EQUAL(201, n.post("/api/pipes", R"J([{"_id": "e", "type": "pipe", "batch_size": "$ENV(size)",
+            "source": {"type": "embedded", "entities": [{"_id": "1", "text": "$ENV(greeting) world"}]}}])J").status);
+        JsonDocument e = n.get("/api/pipes/e").json();
+        CPPUNIT_ASSERT_EQUAL(std::string("hello world"), str(e["config"]["effective"]["source"]["entities"][0]["text"]));
+        CPPUNIT_ASSERT_EQUAL(int64_t(2), e["config"]["effective"]["batch_size"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(std::string("$ENV(greeting) world"),
+                             str(e["config"]["original"]["source"]["entities"][0]["text"]));
+        // Removing a variable the config uses is refused, and nothing changes.
+        CPPUNIT_ASSERT_EQUAL(400, n.del("/api/env/greeting").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("hello"), str(n.get("/api/env").json()["greeting"]));
+        // PUT replaces the whole set (as Sesam's client expects).
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/env", R"({"greeting": "hi", "size": 3})").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("hi world"),
+                             str(n.get("/api/pipes/e").json()["config"]["effective"]["source"]["entities"][0]["text"]));
+
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/secrets", R"({"db-password": "s3cr3t-value"})").status);
+        HttpResponse names = n.get("/api/secrets");
+        CPPUNIT_ASSERT_EQUAL(std::string("db-password"), str(names.json()[0]));
+        CPPUNIT_ASSERT(names.body.find("s3cr3t-value") == std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(400, n.post("/api/secrets", R"({"bad": 5})").status);
+        CPPUNIT_ASSERT_EQUAL(200, n.del("/api/secrets/db-password").status);
+        CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(0), n.get("/api/secrets").json().Size());
+    }
+
+    void testConfigZipRoundTrip() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", kChain).status);
+        HttpResponse zip = http_request(n.port(), "GET", "/api/config", "", "application/json",
+                                        {{"Accept", "application/zip"}});
+        CPPUNIT_ASSERT_EQUAL(200, zip.status);
+        CPPUNIT_ASSERT_EQUAL(std::string("application/zip"), zip.content_type);
+        CPPUNIT_ASSERT(zip.body.compare(0, 2, "PK") == 0);
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", "[]").status);
+        CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(0), n.get("/api/pipes").json().Size());
+        // As Sesam's client uploads it: multipart form data, part "file".
+        const std::string boundary = "sluiceboundary42";
+        std::string body = "--" + boundary +
+                           "\r\nContent-Disposition: form-data; name=\"file\"; filename=\"config.zip\"\r\n"
+                           "Content-Type: application/zip\r\n\r\n" +
+                           zip.body + "\r\n--" + boundary + "--\r\n";
+        HttpResponse put = http_request(n.port(), "PUT", "/api/config?force=false", body,
+                                        "multipart/form-data; boundary=" + boundary);
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(put.body, 200, put.status);
+        CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(3), n.get("/api/pipes").json().Size());
+    }
+
+    void testRunAllPipesUntilStable() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", kChain).status);
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/stop-run-all-pipes", "terminate_timeout=30",
+                                         "application/x-www-form-urlencoded").status);
+        HttpResponse r = n.post("/api/pipes/run-all-pipes?extra_zero_runs=2&request_mode=sync&output_run_statistics=True",
+                                "", "application/x-www-form-urlencoded");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(r.body, 200, r.status);
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(r.body, std::string("success"), str(r.json()["status"]));
+        JsonDocument c = n.get("/api/datasets/c/entities").json();
+        CPPUNIT_ASSERT_EQUAL(std::string("1,2,3"), ids_of(c));
+        CPPUNIT_ASSERT(c[0]["touched"].GetBool());  // went through b's transform
+
+        // Async: a token, then status polling and the log.
+        HttpResponse a = n.post("/api/pipes/run-all-pipes?request_mode=async&reset_pipes_and_delete_sink_datasets=False",
+                                "", "application/x-www-form-urlencoded");
+        const std::string token = str(a.json()["token"]);
+        std::string status = "running";
+        for (int i = 0; i < 600 && status == "running"; ++i) {
+            status = str(n.get("/api/pipes/get-pipe-runner-status?token=" + token).json()["status"]);
+            if (status == "running") std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        CPPUNIT_ASSERT_EQUAL(std::string("success"), status);
+        JsonDocument log = n.get("/api/pipes/get-run-all-pipes-log?since=0&token=" + token).json();
+        CPPUNIT_ASSERT(log.Size() >= 2);
+        CPPUNIT_ASSERT(log[0].HasMember("timestamp") && log[0].HasMember("loglevel") && log[0].HasMember("logdata"));
+        // Nothing changed the second time: c still holds three versions only.
+        CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(3), n.get("/api/datasets/c/entities").json().Size());
+    }
+
+    void testEntitiesPerStage() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", kChain).status);
+        n.wait_for_pipe_runs("a");
+        JsonDocument source = n.get("/api/pipes/b/entities?stage=source").json();
+        CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(3), source.Size());
+        CPPUNIT_ASSERT(!source[0].HasMember("touched"));
+        JsonDocument after = n.get("/api/pipes/b/entities?stage=after-transforms").json();
+        CPPUNIT_ASSERT(after[0]["touched"].GetBool());
+        CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1), n.get("/api/pipes/b/entities?limit=1").json().Size());
+        CPPUNIT_ASSERT_EQUAL(400, n.get("/api/pipes/b/entities?stage=nowhere").status);
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/pipes/nope/entities").status);
+        // Nothing was written by looking.
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/datasets/b").status);
+    }
+
+    void testReceiverToPublisher() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", R"([
+            {"_id": "in", "type": "pipe", "source": {"type": "http_endpoint"}},
+            {"_id": "out", "type": "pipe", "source": {"type": "dataset", "dataset": "in"},
+             "transform": {"type": "fixture_touch"}, "sink": {"type": "http_endpoint"}}])").status);
+        HttpResponse r = n.post("/api/receivers/in/entities", R"([{"_id": "a", "v": 1}, {"_id": "b", "v": 2}])");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(r.body, 200, r.status);
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/in/entities", R"({"_id": "c", "v": 3})").status);
+        JsonDocument published = n.get("/api/publishers/out/entities").json();
+        CPPUNIT_ASSERT_EQUAL(std::string("a,b,c"), ids_of(published));
+        CPPUNIT_ASSERT(published[0]["touched"].GetBool());
+        CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1), n.get("/api/publishers/out/entities?since=1").json().Size());
+
+        // A full sync in two requests deletes what it did not send (b and c).
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/in/entities?is_full=true&sequence_id=s1&is_first=true&is_last=false",
+                                         R"([{"_id": "a", "v": 1}])").status);
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/in/entities?is_full=true&sequence_id=s1&is_first=false&is_last=true",
+                                         R"([{"_id": "d", "v": 4}])").status);
+        JsonDocument latest = n.get("/api/datasets/in/entities?history=false&deleted=false").json();
+        CPPUNIT_ASSERT_EQUAL(std::string("a,d"), ids_of(latest));
+
+        CPPUNIT_ASSERT_EQUAL(400, n.post("/api/receivers/in/entities", R"([{"v": 1}])").status);
+        CPPUNIT_ASSERT_EQUAL(404, n.post("/api/receivers/out/entities", R"([{"_id": "x"}])").status);
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/publishers/in/entities").status);
+    }
+
+    void testRunTreeStopsAtFailingPipe() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", R"([
+            {"_id": "t1", "type": "pipe", "pump": {"mode": "manual"},
+             "source": {"type": "embedded", "entities": [{"_id": "1"}, {"_id": "2", "fail": true}]}},
+            {"_id": "t2", "type": "pipe", "pump": {"mode": "manual"}, "source": {"type": "dataset", "dataset": "t1"},
+             "transform": {"type": "fixture_fail_if"}},
+            {"_id": "t3", "type": "pipe", "pump": {"mode": "manual"}, "source": {"type": "dataset", "dataset": "t2"}}])")
+                                      .status);
+        HttpResponse started = n.post("/api/pipes/t3/run-tree", "", "application/x-www-form-urlencoded");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(started.body, 202, started.status);
+        JsonDocument tree;
+        for (int i = 0; i < 600; ++i) {
+            tree = n.get("/api/pipes/t3/run-tree").json();
+            if (str(tree["status"]) != "running") break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(sluice::to_json(tree), std::string("failed"), str(tree["status"]));
+        CPPUNIT_ASSERT(str(tree["error"]).find("'t2'") != std::string::npos);
+        CPPUNIT_ASSERT(str(tree["error"]).find("asked to fail") != std::string::npos);
+        std::string log;
+        for (const Json& line : tree["log"].GetArray()) log += str(line["logdata"]) + "\n";
+        CPPUNIT_ASSERT_MESSAGE(log, log.find("t1, t2, t3") != std::string::npos);  // leaves first
+        CPPUNIT_ASSERT_MESSAGE(log, log.find("pipe t3 started") == std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(200, n.get("/api/datasets/t1").status);
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/datasets/t3").status);
+    }
+
+    void testPumpOperations() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", kChain).status);
+        n.wait_for_pipe_runs("a");
+        const char* form = "application/x-www-form-urlencoded";
+        HttpResponse disabled = n.post("/api/pipes/a/pump", "operation=disable", form);
+        CPPUNIT_ASSERT_EQUAL(200, disabled.status);
+        CPPUNIT_ASSERT(disabled.json()["runtime"]["is-disabled"].GetBool());
+        CPPUNIT_ASSERT(!n.post("/api/pipes/a/pump", R"({"operation": "enable"})").json()["runtime"]["is-disabled"].GetBool());
+        HttpResponse bad = n.post("/api/pipes/a/pump", "operation=explode", form);
+        CPPUNIT_ASSERT_EQUAL(400, bad.status);
+        CPPUNIT_ASSERT(bad.body.find("doesn't support the operation") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(404, n.post("/api/pipes/zzz/pump", "operation=start", form).status);
+        // update-last-seen then start: b runs incrementally from offset 1.
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/b/pump", "operation=update-last-seen&last-seen=1", form).status);
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/b/pump", "operation=start", form).status);
+        n.wait_for_pipe_runs("b");
+        JsonDocument pump = n.get("/api/pipes/b/pump").json();
+        CPPUNIT_ASSERT_EQUAL(std::string("1"), str(pump["runtime"]["last-run"]["since"]));
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), pump["runtime"]["last-run"]["entities"].GetInt64());  // only offset 2
+    }
+
+private:
+    std::unique_ptr<TempDir> dir_;
+    std::unique_ptr<NodeProcess> node_;
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(ApiTest);
