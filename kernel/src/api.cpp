@@ -192,6 +192,11 @@ public:
     explicit Api(Node& node) : node_(node) { define_routes(); }
 
     void handle(HTTPServerRequest& http, HTTPServerResponse& response) {
+        dispatch(http, response);
+        http_metrics_.count(http.getMethod(), static_cast<int>(response.getStatus()));
+    }
+
+    void dispatch(HTTPServerRequest& http, HTTPServerResponse& response) {
         Poco::URI uri(http.getURI());
         std::vector<std::string> path = split_path(uri.getPath());
         Request req{http, {}, {}};
@@ -292,6 +297,7 @@ private:
 
         register_config_routes(router_, node_);
         register_run_routes(router_, node_);
+        register_ops_routes(router_, node_, http_metrics_);
 
         route("GET", "/api/pipes", [this](Request&, HTTPServerResponse& res) {
             auto config = node_.config();
@@ -477,6 +483,7 @@ private:
 
     Node& node_;
     Router router_;
+    HttpMetrics http_metrics_;
 };
 
 class ApiHandler : public Poco::Net::HTTPRequestHandler {

@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <map>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
@@ -171,7 +172,19 @@ private:
     std::vector<Entry> routes_;
 };
 
+// HTTP requests answered, by method and status (for /metrics).
+class HttpMetrics {
+public:
+    void count(const std::string& method, int status);
+    std::map<std::pair<std::string, int>, uint64_t> snapshot() const;
+
+private:
+    mutable std::mutex mutex_;
+    std::map<std::pair<std::string, int>, uint64_t> requests_;
+};
+
 // Route groups, one file each.
+void register_ops_routes(Router& router, Node& node, const HttpMetrics& http_metrics);
 void register_config_routes(Router& router, Node& node);
 void register_run_routes(Router& router, Node& node);
 

@@ -144,6 +144,10 @@ RunResult PumpManager::execute(Pump& pump, bool force_full, const PushedInput* p
     pump.running = false;
     ++pump.runs;
     if (!result.ok) ++pump.failures;
+    pump.entities_read_total += result.entities_read;
+    pump.entities_to_sink_total += result.entities_to_sink;
+    pump.changes_total += result.changes;
+    pump.run_seconds_total += static_cast<double>(result.ended_us - result.started_us) / 1e6;
     pump.last_run = result;
     idle_.notify_all();
     return result;
@@ -244,6 +248,10 @@ PumpStatus PumpManager::snapshot(const Pump& pump) const {
     s.runs = pump.runs;
     s.failures = pump.failures;
     s.progress = pump.progress;
+    s.entities_read_total = pump.entities_read_total;
+    s.entities_to_sink_total = pump.entities_to_sink_total;
+    s.changes_total = pump.changes_total;
+    s.run_seconds_total = pump.run_seconds_total;
     s.next_run_us = pump.next_run_us;
     s.last_run = pump.last_run;
     return s;

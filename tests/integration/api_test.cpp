@@ -46,6 +46,7 @@ class ApiTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testReceiverToPublisher);
     CPPUNIT_TEST(testRunTreeStopsAtFailingPipe);
     CPPUNIT_TEST(testPumpOperations);
+    CPPUNIT_TEST(testMetricsAndOpenApi);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -292,6 +293,35 @@ public:
         JsonDocument pump = n.get("/api/pipes/b/pump").json();
         CPPUNIT_ASSERT_EQUAL(std::string("1"), str(pump["runtime"]["last-run"]["since"]));
         CPPUNIT_ASSERT_EQUAL(int64_t(1), pump["runtime"]["last-run"]["entities"].GetInt64());  // only offset 2
+    }
+
+    void testMetricsAndOpenApi() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", kChain).status);
+        n.wait_for_pipe_runs("a");
+        HttpResponse metrics = n.get("/metrics");
+        CPPUNIT_ASSERT_EQUAL(200, metrics.status);
+        CPPUNIT_ASSERT(metrics.content_type.find("text/plain") == 0);
+        for (const char* line : {"sluice_pipe_runs_total{pipe=\"a\",status=\"completed\"} 1\n",
+                                 "sluice_pipe_entities_in_total{pipe=\"a\"} 3\n",
+                                 "sluice_pipe_changes_total{pipe=\"a\"} 3\n",
+                                 "sluice_http_requests_total{method=\"PUT\",status=\"200\"} 1\n"})
+            CPPUNIT_ASSERT_MESSAGE(std::string(line) + " in\n" + metrics.body, metrics.body.find(line) != std::string::npos);
+
+        JsonDocument spec = n.get("/api/openapi.json").json();
+        const Json& paths = spec["paths"];
+        CPPUNIT_ASSERT(paths.HasMember("/api/pipes/{id}/run-tree"));
+        CPPUNIT_ASSERT(paths["/api/pipes/{id}/run-tree"].HasMember("get"));
+        CPPUNIT_ASSERT(paths["/api/pipes/{id}/run-tree"].HasMember("post"));
+        CPPUNIT_ASSERT(paths.HasMember("/metrics"));
+        CPPUNIT_ASSERT(!paths.HasMember("/api/jwt"));  // only what is implemented
+        // Every documented GET without parameters answers something other than 404/405.
+        for (auto it = paths.MemberBegin(); it != paths.MemberEnd(); ++it) {
+            const std::string path = it->name.GetString();
+            if (path.find('{') != std::string::npos || !it->value.HasMember("get")) continue;
+            const int status = n.get(path).status;
+            CPPUNIT_ASSERT_MESSAGE(path, status != 404 && status != 405);
+        }
     }
 
 private:

@@ -25,6 +25,11 @@ struct PumpStatus {
     uint64_t runs = 0;
     uint64_t failures = 0;
     uint64_t progress = 0;  // entities read so far by the running run
+    // Totals since the node started (exported on /metrics).
+    uint64_t entities_read_total = 0;
+    uint64_t entities_to_sink_total = 0;
+    uint64_t changes_total = 0;
+    double run_seconds_total = 0;
     int64_t next_run_us = 0;
     std::optional<RunResult> last_run;
 };
@@ -70,6 +75,10 @@ private:
         uint64_t runs = 0;
         uint64_t failures = 0;
         std::atomic<uint64_t> progress{0};
+        uint64_t entities_read_total = 0;
+        uint64_t entities_to_sink_total = 0;
+        uint64_t changes_total = 0;
+        double run_seconds_total = 0;
         int64_t next_run_us = 0;
         std::atomic<bool> cancel{false};
         std::optional<RunResult> last_run;
