@@ -32,7 +32,8 @@ Json capabilities_json(uint64_t caps, JsonAllocator& a) {
     const std::pair<uint64_t, const char*> names[] = {
         {SLUICE_CAP_SUPPORTS_SINCE, "supports_since"}, {SLUICE_CAP_SINCE_COMPARABLE, "is_since_comparable"},
         {SLUICE_CAP_CHRONOLOGICAL, "is_chronological"}, {SLUICE_CAP_SIDE_EFFECTS, "side_effects"},
-        {SLUICE_CAP_THREAD_SAFE, "thread_safe"}, {SLUICE_CAP_DATASET_SINK, "dataset_sink"}};
+        {SLUICE_CAP_THREAD_SAFE, "thread_safe"}, {SLUICE_CAP_DATASET_SINK, "dataset_sink"},
+        {SLUICE_CAP_PUSH_ONLY, "push_only"}};
     for (const auto& [bit, name] : names) {
         if (caps & bit) list.PushBack(Json(rapidjson::StringRef(name)), a);
     }

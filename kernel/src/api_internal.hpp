@@ -51,6 +51,8 @@ struct Request {
     }
     JsonDocument json_body() {
         std::string text = body();
+        // An empty body is an empty object (clients send form-less POSTs with a JSON type).
+        if (text.find_first_not_of(" \t\r\n") == std::string::npos) return JsonDocument(rapidjson::kObjectType);
         JsonDocument doc;
         doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
         if (doc.HasParseError())

@@ -122,6 +122,7 @@ void register_run_routes(Router& r, Node& node) {
         options.max_runs = static_cast<int>(field_number(fields, "max_runs", options.max_runs));
         options.reset_pipes_and_delete_sink_datasets = field_flag(
             fields, "reset_pipes_and_delete_sink_datasets", options.reset_pipes_and_delete_sink_datasets);
+        options.delete_input_datasets = field_flag(fields, "delete_input_datasets", options.delete_input_datasets);
         const std::string mode = fields.count("request_mode") ? fields["request_mode"] : "sync";
         std::shared_ptr<RunJob> job;
         try {
@@ -159,8 +160,17 @@ void register_run_routes(Router& r, Node& node) {
         JsonDocument doc(rapidjson::kArrayType);
         auto& a = doc.GetAllocator();
         if (job) {
-            const int64_t since = req.integer("since").value_or(0);
-            for (const JobLogLine& line : job->log_since(static_cast<size_t>(std::max<int64_t>(since, 0)))) {
+            // `since`: a line count, or (as Sesam's client sends it) the last timestamp seen.
+            const std::string since_text = req.param("since").value_or("");
+            size_t skip = 0;
+            std::string after_timestamp;
+            if (!since_text.empty() && since_text.find_first_not_of("0123456789") == std::string::npos)
+                skip = static_cast<size_t>(std::stoull(since_text));
+            else
+                after_timestamp = since_text;
+            for (const JobLogLine& line : job->log_since(skip)) {
+                // ISO-8601 UTC timestamps of one format compare correctly as text.
+                if (!after_timestamp.empty() && iso_time(line.timestamp_us) <= after_timestamp) continue;
                 Json l(rapidjson::kObjectType);
                 l.AddMember("timestamp", Json(iso_time(line.timestamp_us).c_str(), a), a);
                 l.AddMember("loglevel", Json(line.level.c_str(), a), a);

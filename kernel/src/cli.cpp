@@ -1,4 +1,5 @@
 #include <sluice/kernel/cli.hpp>
+#include <sluice/kernel/client.hpp>
 #include <sluice/kernel/node.hpp>
 
 #include <Poco/AutoPtr.h>
@@ -23,6 +24,11 @@ const char* kUsage = R"(usage: sluice <command> [options]
 
 commands:
   serve      run a node
+  upload     upload a Sesam-layout working directory (pipes/, systems/, ...) to a node
+  download   replace the working directory's configuration files with the node's
+  status     compare the node's configuration with the working directory's
+  run        run a pipe (or all pipes until stable) on a node and wait for the result
+  test       upload, run all pipes until stable, and check the output against expected/*.test.json
   version    print the version and plugin ABI
 
 sluice serve [options]
@@ -36,6 +42,30 @@ sluice serve [options]
   --postgres DSN       use this PostgreSQL instead of the managed local one
   --workers N          pipe runs in parallel (default 4)
   --log-level LEVEL    error, warning, information (default) or debug
+
+Client commands talk to a node over HTTP (docs/cli.md). Every one takes
+  --node URL           the node (default $SLUICE_NODE, else NODE= in a .syncconfig found in the
+                       current directory or above, else http://127.0.0.1:9042)
+  --token T            bearer token (default $SLUICE_TOKEN, else JWT= in .syncconfig)
+
+sluice upload [DIR] [--profile P]
+  Checks DIR (default .) locally, PUTs <P>-env.json (P default "test") to /api/env, the config to
+  /api/config, then POSTs testdata/<pipe>.json to /api/receivers/<pipe>/entities.
+sluice download [DIR]
+  Writes pipes/<id>.conf.json, systems/<id>.conf.json and node-metadata.conf.json; removes
+  local pipe and system files the node does not have.
+sluice status [DIR] [--diff] [--profile P]
+  Lists the files that differ from the node (--diff shows how); exit 0 when in sync, else 1.
+sluice run PIPE [--with-upstream] [--full] [--timeout S]
+  Starts the pipe (--full: a rescan; --with-upstream: with every pipe upstream of it, leaves
+  first) and waits for it; exit 1 with the run's error if it failed.
+sluice run [--zero-runs N] [--max-run-time S] [--max-runs N] [--sync] [--no-reset]
+  Runs all pipes until stable (Sesam's run-all-pipes) and prints the runner's log.
+sluice test [DIR] [--no-upload] [--update] [--profile P] [--runs N] [--print-log]
+           [--zero-runs N] [--max-run-time S] [--max-runs N] [--sync] [--no-reset]
+  upload, run all pipes until stable, then compare every expected/*.test.json spec's output
+  with its expected file, printing a diff for each failure; exit 1 if any fails.
+  --update writes the expected files from the current output instead.
 )";
 
 struct UsageError : std::runtime_error {
@@ -170,6 +200,7 @@ int run_cli(int argc, char** argv) {
     std::vector<std::string> rest(args.begin() + 1, args.end());
     try {
         if (command == "serve") return serve(rest);
+        if (client::is_client_command(command)) return client::run_client(command, rest);
         if (command == "version") {
             std::cout << "sluice " << SLUICE_VERSION << " (plugin ABI " << SLUICE_ABI_MAJOR << "." << SLUICE_ABI_MINOR
                       << ")\n";
@@ -177,6 +208,9 @@ int run_cli(int argc, char** argv) {
         }
         throw UsageError("unknown command '" + command + "'");
     } catch (const UsageError& e) {
+        std::cerr << "sluice: " << e.what() << "\n\n" << kUsage;
+        return 2;
+    } catch (const client::UsageError& e) {
         std::cerr << "sluice: " << e.what() << "\n\n" << kUsage;
         return 2;
     } catch (const std::exception& e) {

@@ -279,8 +279,10 @@ void Orchestrator::run_all(std::shared_ptr<RunJob> job, RunAllOptions options) {
                 JsonDocument reset(rapidjson::kObjectType);
                 reset.AddMember("last_seen", "", reset.GetAllocator());
                 store_.state_put(PipeRunner::state_key(id), reset);
-                const std::string& dataset = config->pipe(id)->output_dataset;
-                if (!dataset.empty()) {
+                const PipeConfig* pipe = config->pipe(id);
+                const std::string& dataset = pipe->output_dataset;
+                const bool input_pipe = pipe->source.component->has(SLUICE_CAP_PUSH_ONLY);
+                if (!dataset.empty() && (!input_pipe || options.delete_input_datasets)) {
                     JsonDocument cmd(rapidjson::kObjectType);
                     cmd.AddMember("op", "delete", cmd.GetAllocator());
                     cmd.AddMember("dataset", Json(dataset.c_str(), cmd.GetAllocator()), cmd.GetAllocator());

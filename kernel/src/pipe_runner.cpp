@@ -386,6 +386,13 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
 
     try {
         const PushedInput* pushed = options.pushed;
+        if (!pushed && pipe.source.component->has(SLUICE_CAP_PUSH_ONLY)) {
+            // A receiver: entities arrive with POST /api/receivers. A pulled run has nothing to
+            // read, and must not run deletion tracking over everything that was pushed.
+            result.ok = true;
+            result.ended_us = now_us();
+            return result;
+        }
         if (pushed) {
             // A receiver request: no source read, no continuation token; a full sync sequence
             // shares one run id so the last request can delete what the sequence did not send.

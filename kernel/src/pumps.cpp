@@ -2,6 +2,7 @@
 
 #include <Poco/Logger.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace sluice::kernel {
@@ -75,7 +76,9 @@ void PumpManager::scheduler_loop() {
         if (scheduler_enabled_) {
             for (auto& [id, pump] : pumps_) {
                 const PipeConfig* pipe = config_->pipe(id);
-                if (!pipe || pump->disabled || pipe->pump.mode != "scheduled" || pump->next_run_us == 0) continue;
+                if (!pipe || pump->disabled || pipe->pump.mode != "scheduled" || pump->next_run_us == 0 ||
+                    pipe->source.component->has(SLUICE_CAP_PUSH_ONLY))
+                    continue;
                 if (pump->next_run_us <= now) {
                     if (!pump->running && !pump->queued) {
                         pump->queued = true;
@@ -148,6 +151,18 @@ RunResult PumpManager::execute(Pump& pump, bool force_full, const PushedInput* p
     pump.entities_to_sink_total += result.entities_to_sink;
     pump.changes_total += result.changes;
     pump.run_seconds_total += static_cast<double>(result.ended_us - result.started_us) / 1e6;
+    // Signalling: a run that changed its output dataset wakes the scheduled pipes reading it,
+    // instead of leaving them to their next interval (dataset pipes default to 30 s).
+    if (result.ok && result.changes > 0 && pipe && !pipe->output_dataset.empty()) {
+        for (const auto& [id, downstream] : config->pipes()) {
+            if (id == pump.pipe_id || downstream.pump.mode != "scheduled") continue;
+            const auto& inputs = downstream.input_datasets;
+            if (std::find(inputs.begin(), inputs.end(), pipe->output_dataset) == inputs.end()) continue;
+            auto it = pumps_.find(id);
+            if (it != pumps_.end() && !it->second->disabled) it->second->next_run_us = now_us();
+        }
+        wake_.notify_all();
+    }
     pump.last_run = result;
     idle_.notify_all();
     return result;

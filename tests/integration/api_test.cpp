@@ -227,6 +227,10 @@ public:
         HttpResponse r = n.post("/api/receivers/in/entities", R"([{"_id": "a", "v": 1}, {"_id": "b", "v": 2}])");
         CPPUNIT_ASSERT_EQUAL_MESSAGE(r.body, 200, r.status);
         CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/in/entities", R"({"_id": "c", "v": 3})").status);
+        // A pulled run of a receiver reads nothing and must not delete what was pushed.
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/in/pump", "operation=start", "application/x-www-form-urlencoded").status);
+        n.wait_for_pipe_runs("in", 3);
+        CPPUNIT_ASSERT_EQUAL(std::string("a,b,c"), ids_of(n.get("/api/datasets/in/entities?deleted=false").json()));
         JsonDocument published = n.get("/api/publishers/out/entities").json();
         CPPUNIT_ASSERT_EQUAL(std::string("a,b,c"), ids_of(published));
         CPPUNIT_ASSERT(published[0]["touched"].GetBool());

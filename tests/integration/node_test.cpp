@@ -4,6 +4,9 @@
 
 #include <cppunit/extensions/HelperMacros.h>
 
+#include <chrono>
+#include <thread>
+
 using namespace sluice::test;
 using sluice::Json;
 using sluice::JsonDocument;
@@ -44,7 +47,9 @@ public:
           {"_id": "p", "type": "pipe",
            "source": {"type": "embedded", "entities": [
               {"_id": "a", "n": 1}, {"_id": "b", "n": 2}, {"_id": "c", "n": 3}]},
-           "sink": {"type": "dataset", "dataset": "d"}}])");
+           "sink": {"type": "dataset", "dataset": "d"}},
+          {"_id": "q", "type": "pipe", "source": {"type": "dataset", "dataset": "d"},
+           "sink": {"type": "dataset", "dataset": "e"}}])");
         NodeProcess node(dir / "data", {"--storage", "memory", "--config", (dir / "config.json").string()});
         node.start();
         node.wait_for_pipe_runs("p");
@@ -71,6 +76,15 @@ public:
                                             "application/x-www-form-urlencoded").status);
         node.wait_for_pipe_runs("p", 2);
         CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(3), node.get("/api/datasets/d/entities").json().Size());
+
+        // q reads d: p's changes wake it at once instead of after its 30 s interval.
+        bool copied = false;
+        for (int i = 0; i < 200 && !copied; ++i) {
+            HttpResponse e = node.get("/api/datasets/e/entities");
+            copied = e.status == 200 && e.json().Size() == 3;
+            if (!copied) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        }
+        CPPUNIT_ASSERT_MESSAGE("downstream pipe was not signalled", copied);
 
         CPPUNIT_ASSERT_EQUAL_MESSAGE(node.log(), 0, node.stop());
     }

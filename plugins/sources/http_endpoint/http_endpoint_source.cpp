@@ -15,4 +15,5 @@ public:
 }  // namespace
 
 SLUICE_PLUGIN("sluice-source-http-endpoint", "1.0.0", "Receives pushed entities (POST /api/receivers)",
-              "Apache-2.0", sluice::source<HttpEndpointSource>("http_endpoint", SLUICE_SCHEMA_JSON, 0))
+              "Apache-2.0", sluice::source<HttpEndpointSource>("http_endpoint", SLUICE_SCHEMA_JSON,
+                                                                  SLUICE_CAP_PUSH_ONLY))

@@ -75,6 +75,8 @@ enum {
 #define SLUICE_CAP_THREAD_SAFE (1ull << 4)      /* instance may be called from several threads */
 #define SLUICE_CAP_DATASET_SINK (1ull << 5)     /* sink writes to a dataset via the host (enables
                                                    exactly-once offsets, deletion tracking) */
+#define SLUICE_CAP_PUSH_ONLY (1ull << 6)        /* source: entities only arrive pushed (receivers);
+                                                   the kernel never schedules or reads it */
 
 /* ---- plain data that crosses the boundary ------------------------------------------------ */
 

@@ -58,6 +58,9 @@ struct RunAllOptions {
     double max_run_time = 900;    // seconds
     int max_runs = 100;           // passes
     bool reset_pipes_and_delete_sink_datasets = true;
+    // Input pipes are receivers (push-only sources); their datasets hold pushed test data and
+    // are kept unless this is true (Sesam's client sends False when testdata/ exists).
+    bool delete_input_datasets = true;
 };
 
 class Orchestrator {
