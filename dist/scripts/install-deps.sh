@@ -8,7 +8,7 @@ packages=(
   libpoco-dev libboost-dev rapidjson-dev
   libpqxx-dev libpq-dev libssl-dev libcppunit-dev
   postgresql postgresql-contrib
-  curl procps
+  curl procps tzdata
 )
 
 missing=()

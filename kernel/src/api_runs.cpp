@@ -2,6 +2,7 @@
 // entities computed on demand, publishers (pull) and receivers (push) (reference §5.3, §5.6,
 // §5.7, §6.5).
 #include <sluice/kernel/node.hpp>
+#include <sluice/kernel/transform_tool.hpp>
 
 #include "api_internal.hpp"
 
@@ -269,6 +270,46 @@ void register_run_routes(Router& r, Node& node) {
         if (!result) throw HttpError(HTTPResponse::HTTP_SERVICE_UNAVAILABLE, "the pipe is busy, retry");
         if (!result->ok) throw HttpError(HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "pipe failed", result->error);
         send_json(res, "{}");
+    });
+
+    // ---- DTL preview: rules + entities → output entities, or the located error ---------------
+    r.add("POST", "/api/dtl/preview", [&node](Request& req, HTTPServerResponse& res) {
+        JsonDocument body = req.json_body();
+        if (!body.IsObject())
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "expected {\"rules\": {...}, \"entities\": [...]}");
+        JsonDocument transform(rapidjson::kObjectType);
+        auto& ta = transform.GetAllocator();
+        if (const Json* t = find_member(body, "transform"); t && t->IsObject()) {
+            transform.CopyFrom(*t, ta);
+        } else {
+            transform.AddMember("type", "dtl", ta);
+            for (const char* key : {"rules", "expression"})
+                if (const Json* v = find_member(body, key)) transform.AddMember(Json(key, ta), Json(*v, ta), ta);
+        }
+        const std::string type = string_or(transform, "type", "dtl");
+        const ComponentInfo* component = node.plugins().find(SLUICE_KIND_TRANSFORM, type);
+        if (!component)
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "unknown transform type '" + type + "'");
+        if (component->has(SLUICE_CAP_SIDE_EFFECTS))
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "transform '" + type + "' has side effects; no preview");
+        const Json* entities = find_member(body, "entities");
+        if (!entities || !entities->IsArray())
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "'entities' must be a JSON array");
+        try {
+            std::string output = run_transform_once(*component, to_json(transform), to_json(*entities), &node.store(),
+                                                     node.secret_resolver());
+            send_json(res, "{\"entities\":" + output + "}");
+        } catch (const TransformConfigError& e) {
+            JsonDocument doc(rapidjson::kObjectType);
+            auto& a = doc.GetAllocator();
+            doc.AddMember("error", "invalid DTL", a);
+            doc.AddMember("detail", Json(e.what(), a), a);
+            doc.AddMember("pointer", Json(e.pointer().c_str(), a), a);
+            doc.AddMember("message", Json(e.message().c_str(), a), a);
+            send_json(res, doc, HTTPResponse::HTTP_BAD_REQUEST);
+        } catch (const std::exception& e) {
+            throw HttpError(HTTPResponse::HTTP_UNPROCESSABLE_ENTITY, "the transform failed", e.what());
+        }
     });
 
     // ---- Sesam's restart ---------------------------------------------------------------------

@@ -1,4 +1,5 @@
 #include <sluice/kernel/cli.hpp>
+#include <sluice/kernel/transform_tool.hpp>
 #include <sluice/kernel/client.hpp>
 #include <sluice/kernel/node.hpp>
 
@@ -30,6 +31,7 @@ commands:
   run        run a pipe (or all pipes until stable) on a node and wait for the result
   test       upload, run all pipes until stable, and check the output against expected/*.test.json
   version    print the version and plugin ABI
+  dtl        evaluate DTL: `sluice dtl eval '<expr>' [--source '<entity>']`, `sluice dtl run T.json < in.json`
 
 sluice serve [options]
   --port P             HTTP port (default 9042; 0 picks a free one, written to <data-dir>/sluice.port)
@@ -200,6 +202,7 @@ int run_cli(int argc, char** argv) {
     std::vector<std::string> rest(args.begin() + 1, args.end());
     try {
         if (command == "serve") return serve(rest);
+        if (command == "dtl") return run_dtl_command(rest);
         if (client::is_client_command(command)) return client::run_client(command, rest);
         if (command == "version") {
             std::cout << "sluice " << SLUICE_VERSION << " (plugin ABI " << SLUICE_ABI_MAJOR << "." << SLUICE_ABI_MINOR

@@ -1,5 +1,6 @@
 #include <sluice/kernel/config.hpp>
 #include <sluice/kernel/environment.hpp>
+#include <sluice/kernel/host_context.hpp>
 
 #include <rapidjson/pointer.h>
 #include <rapidjson/schema.h>
@@ -133,7 +134,35 @@ public:
         if (const Json* system = find_member(object, "system"); system && system->IsString())
             out.system_id = std::string(as_view(*system));
         out.config_json = to_json(object);
+        if (kind == SLUICE_KIND_TRANSFORM) return trial_create(id, pointer, out);
         return true;
+    }
+
+    // Transforms are compiled at upload (DTL is parsed here, never per entity): create one
+    // instance and destroy it. Sources and sinks are not created here, since that may reach
+    // external systems. A plugin message that starts with a JSON pointer ("/rules/default/2: …")
+    // is located inside the component.
+    bool trial_create(const std::string& id, const std::string& pointer, const ComponentConfig& c) {
+        const sluice_transform_vtable* vt = c.component->transform();
+        HostContext ctx;
+        ctx.log_source = "config:" + id;
+        sluice_create_args args{sizeof(sluice_create_args), 0, c.config_json.c_str(), nullptr, id.c_str(), nullptr};
+        void* instance = vt->create(&args, &ctx);
+        if (instance) {
+            vt->destroy(instance);
+            return true;
+        }
+        std::string message = ctx.error().empty() ? "the transform could not be created" : ctx.error();
+        std::string where = pointer;
+        if (!message.empty() && message[0] == '/') {
+            const size_t colon = message.find(": ");
+            if (colon != std::string::npos) {
+                where += message.substr(0, colon);
+                message = message.substr(colon + 2);
+            }
+        }
+        problem(id, where, "transform '" + c.type + "': " + message);
+        return false;
     }
 
 private:

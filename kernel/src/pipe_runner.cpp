@@ -6,6 +6,7 @@
 #include <Poco/UUIDGenerator.h>
 
 #include <chrono>
+#include <cstddef>
 #include <memory>
 #include <thread>
 
@@ -345,6 +346,104 @@ void SourceContext::set_continuation(std::string_view token) {
     run_.has_pending_continuation = true;
 }
 
+// Receives a plugin's answer text.
+int32_t append_text(void* user, const char* data, size_t size) {
+    static_cast<std::string*>(user)->append(data, size);
+    return 0;
+}
+
+// Dependency tracking (DTL hops): the transforms name the datasets they join; entities of those
+// that changed since the last run select, through the transform's `dependents` answer and
+// indexed lookups, the main-source entities to process again. Offsets per joined dataset are
+// kept in the pipe's state "pipe:<id>:deps". Only for pipes reading a dataset.
+void track_dependencies(Run& run) {
+    const PipeConfig& pipe = run.pipe;
+    if (pipe.source.type != "dataset" || pipe.input_datasets.size() != 1 || run.cancelled()) return;
+    const std::string& main_dataset = pipe.input_datasets[0];
+    constexpr size_t kDescribeEnd = offsetof(sluice_transform_vtable, dependents) + sizeof(void*);
+
+    const std::string state_key = PipeRunner::state_key(pipe.id) + ":deps";
+    JsonDocument offsets = run.store.state_get(state_key);
+    if (!offsets.IsObject()) offsets.SetObject();
+    bool changed_offsets = false;
+
+    for (size_t t = 0; t < run.transforms.size(); ++t) {
+        Instance& instance = *run.transforms[t];
+        const sluice_transform_vtable* vt = instance.info().transform();
+        if (vt->struct_size < kDescribeEnd || !vt->describe || !vt->dependents) continue;
+        RunContext ctx(run);
+        ctx.log_source = "pipe:" + pipe.id;
+        std::string described;
+        if (vt->describe(instance.handle(), &ctx, &append_text, &described) != SLUICE_OK || described.empty()) continue;
+        JsonDocument description = parse_json(described, "transform description");
+        const Json* deps = find_member(description, "dependencies");
+        if (!deps || !deps->IsArray()) continue;
+        for (const Json& dep : deps->GetArray()) {
+            const std::string dataset = string_or(dep, "dataset", "");
+            if (dataset.empty() || dataset == main_dataset) continue;
+            const Json* stored = find_member(offsets, dataset);
+            if (!stored || run.result.full) {
+                // First run (or a full one, which reprocessed everything): start from the end.
+                JsonDocument info = run.store.command("{\"op\":\"info\",\"dataset\":" + to_json(Json(dataset.c_str(), offsets.GetAllocator())) + "}");
+                const int64_t last = info.IsObject() ? int_or(info, "last_offset", -1) : -1;
+                offsets.RemoveMember(dataset.c_str());
+                offsets.AddMember(Json(dataset.c_str(), offsets.GetAllocator()), Json(last), offsets.GetAllocator());
+                changed_offsets = true;
+                continue;
+            }
+            int64_t since = stored->IsInt64() ? stored->GetInt64() : -1;
+            // Pages of changed joined entities; never the whole dataset in memory.
+            constexpr int kPage = 1000;
+            while (!run.cancelled()) {
+                JsonDocument query(rapidjson::kObjectType);
+                auto& qa = query.GetAllocator();
+                query.AddMember("dataset", Json(dataset.c_str(), qa), qa);
+                if (since >= 0) query.AddMember("since", since, qa);
+                query.AddMember("limit", kPage, qa);
+                query.AddMember("history", true, qa);
+                query.AddMember("deleted", true, qa);
+                std::string page = "[";
+                run.store.read(to_json(query), [&](std::string_view chunk) {
+                    size_t open = chunk.find('['), close = chunk.rfind(']');
+                    if (open == std::string_view::npos || close == std::string_view::npos || close <= open) return true;
+                    std::string_view inner = chunk.substr(open + 1, close - open - 1);
+                    if (inner.find_first_not_of(" \t\r\n") == std::string_view::npos) return true;
+                    if (page.size() > 1) page.push_back(',');
+                    page.append(inner);
+                    return true;
+                });
+                page.push_back(']');
+                JsonDocument changed = parse_json(page, "changed joined entities");
+                if (changed.Empty()) break;
+                since = int_or(changed[changed.Size() - 1], "_updated", since);
+                sluice_batch batch{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, page.data(), page.size(),
+                                   changed.Size(), nullptr};
+                std::string answer;
+                RunContext dctx(run);
+                if (vt->dependents(instance.handle(), &dctx, dataset.c_str(), &batch, &append_text, &answer) != SLUICE_OK)
+                    throw std::runtime_error("dependency tracking of '" + dataset + "' failed: " + dctx.error());
+                JsonDocument lookups = parse_json(answer.empty() ? "[]" : answer, "dependents answer");
+                for (const Json& l : lookups.GetArray()) {
+                    const std::string property = string_or(l, "property", "");
+                    const Json* values = find_member(l, "values");
+                    if (property.empty() || !values || !values->IsArray() || values->Empty()) continue;
+                    const std::string found = run.store.lookup(main_dataset, property, to_json(*values));
+                    JsonDocument entities = parse_json(found, "lookup result");
+                    if (!entities.IsArray() || entities.Empty()) continue;
+                    // Reprocessed without a continuation token: the source's position is unchanged.
+                    if (run.process(found, entities.Size(), nullptr) != SLUICE_OK)
+                        throw std::runtime_error(run.failure);
+                }
+                if (changed.Size() < static_cast<rapidjson::SizeType>(kPage)) break;
+            }
+            offsets.RemoveMember(dataset.c_str());
+            offsets.AddMember(Json(dataset.c_str(), offsets.GetAllocator()), Json(since), offsets.GetAllocator());
+            changed_offsets = true;
+        }
+    }
+    if (changed_offsets) run.store.state_put(state_key, offsets);
+}
+
 void write_execution_entry(DatasetStore& store, const std::string& pipe_id, const RunResult& r, const char* event) {
     JsonDocument entry(rapidjson::kObjectType);
     auto& a = entry.GetAllocator();
@@ -454,6 +553,7 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
             throw std::runtime_error(why);
         }
         if (run.has_pending_continuation) run.commit_token(run.pending_continuation);
+        if (!pushed) track_dependencies(run);
 
         if (sink_vt->end_run && (!pushed || pushed->last)) {
             SinkContext ctx(run);
