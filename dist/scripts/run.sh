@@ -11,8 +11,7 @@ cd "$(dirname "$0")/../.."
 cmake --preset release
 cmake --build --preset release
 
-# Until the managed PostgreSQL lands (issue 3) the example node keeps its datasets in memory.
-args=(serve --storage memory --port "${SLUICE_PORT:-9042}" --data-dir "${SLUICE_DATA_DIR:-$PWD/sluice-data}")
+args=(serve --port "${SLUICE_PORT:-9042}" --data-dir "${SLUICE_DATA_DIR:-$PWD/sluice-data}")
 if [[ " $* " != *" --config "* ]]; then
   args+=(--config dist/examples/config.json)
 fi

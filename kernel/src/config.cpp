@@ -342,7 +342,14 @@ std::shared_ptr<const NodeConfig> NodeConfig::build(const Json& entities, const 
                 }
                 if (const Json* cron = find_member(*pump, "cron_expression")) {
                     if (!cron->IsString()) b.problem(pipe.id, "/pump/cron_expression", "cron_expression must be a string");
-                    else pipe.pump.cron_expression = std::string(as_view(*cron));
+                    else {
+                        pipe.pump.cron_expression = std::string(as_view(*cron));
+                        try {
+                            pipe.pump.cron = CronExpression::parse(pipe.pump.cron_expression);
+                        } catch (const CronError& e) {
+                            b.problem(pipe.id, "/pump/cron_expression", e.what());
+                        }
+                    }
                 }
                 std::string mode = string_or(*pump, "mode", "scheduled");
                 if (mode != "scheduled" && mode != "manual" && mode != "off")

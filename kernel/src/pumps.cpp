@@ -25,8 +25,11 @@ void PumpManager::apply(std::shared_ptr<const NodeConfig> config) {
             auto pump = std::make_shared<Pump>();
             pump->pipe_id = id;
             pump->disabled = pipe.pump.mode == "off";
-            // A newly configured pipe runs right away, then on its interval.
-            pump->next_run_us = pipe.pump.mode == "scheduled" ? now : 0;
+            // A newly configured pipe runs right away, then on its interval; a cron pipe only at
+            // its cron times.
+            pump->next_run_us = pipe.pump.mode != "scheduled" ? 0
+                                : pipe.pump.cron ? pipe.pump.cron->next_after(now).value_or(0)
+                                                 : now;
             next[id] = pump;
         }
     }
@@ -84,7 +87,8 @@ void PumpManager::scheduler_loop() {
                         pump->queued = true;
                         queue_.push_back(pump);
                     }
-                    pump->next_run_us = now + static_cast<int64_t>(pipe->interval_seconds() * 1e6);
+                    pump->next_run_us = pipe->pump.cron ? pipe->pump.cron->next_after(now).value_or(0)
+                                                        : now + static_cast<int64_t>(pipe->interval_seconds() * 1e6);
                 }
                 next_wake = std::min(next_wake, pump->next_run_us);
             }
@@ -155,7 +159,8 @@ RunResult PumpManager::execute(Pump& pump, bool force_full, const PushedInput* p
     // instead of leaving them to their next interval (dataset pipes default to 30 s).
     if (result.ok && result.changes > 0 && pipe && !pipe->output_dataset.empty()) {
         for (const auto& [id, downstream] : config->pipes()) {
-            if (id == pump.pipe_id || downstream.pump.mode != "scheduled") continue;
+            // Cron pipes keep to their times (reference §2.7: signalling is off for them).
+            if (id == pump.pipe_id || downstream.pump.mode != "scheduled" || downstream.pump.cron) continue;
             const auto& inputs = downstream.input_datasets;
             if (std::find(inputs.begin(), inputs.end(), pipe->output_dataset) == inputs.end()) continue;
             auto it = pumps_.find(id);

@@ -106,6 +106,10 @@ int32_t StoreClient::readRaw(const std::string& query, std::vector<std::string>&
     return vtable_->read(instance_.handle(), host_->context(), query.c_str(), &ChunkSink::receive, &sink);
 }
 
+int32_t StoreClient::readWith(const std::string& query, sluice_receive_fn receive, void* user) {
+    return vtable_->read(instance_.handle(), host_->context(), query.c_str(), receive, user);
+}
+
 int32_t StoreClient::commandRaw(const std::string& command, std::string& out) {
     return vtable_->command(instance_.handle(), host_->context(), command.c_str(), &append_chunk, &out);
 }
@@ -745,6 +749,169 @@ void StorageConformance::testDatasetIdsAreData() {
     JsonDocument u = s.read(R"({"dataset":"ü"})");
     CPPUNIT_ASSERT_EQUAL(std::string("ø\x01"), str(u[0], "_id"));
     CPPUNIT_ASSERT_EQUAL(std::string("日本"), str(u[0], "v"));
+}
+
+void StorageConformance::testEmptyWriteCreatesDataset() {
+    StoreClient& s = *store_;
+    JsonDocument r = s.write("empty", "[]");
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(r, "written"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(r, "unchanged"));
+    CPPUNIT_ASSERT(isNull(r, "last_offset"));
+    // A successful write, even of nothing, creates the dataset (a sink's first, empty run).
+    JsonDocument info = s.command(R"({"op":"info","dataset":"empty"})");
+    CPPUNIT_ASSERT(info.IsObject());
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(info, "count"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(info, "versions"));
+    CPPUNIT_ASSERT(isNull(info, "last_offset"));
+    CPPUNIT_ASSERT(Ids({"empty"}) == ids(s.command(R"({"op":"list"})")));
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(0), s.read(R"({"dataset":"empty"})").Size());
+    r = s.write("empty", R"([{"_id":"a"}])");
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(r, "last_offset"));
+}
+
+void StorageConformance::testLookupManyValues() {
+    StoreClient& s = *store_;
+    std::string batch = "[";
+    for (int i = 0; i < 3000; ++i) {
+        if (i) batch += ',';
+        batch += "{\"_id\":\"e" + std::to_string(i) + "\",\"k\":\"v" + std::to_string(i % 1500) +
+                 "\",\"n\":" + std::to_string(i) + "}";
+    }
+    s.write("d", batch + "]");
+    // One call with 2000 values (1000 present, each held by two entities), never one per value.
+    std::string values = "[";
+    for (int i = 0; i < 2000; ++i) values += (i ? ",\"v" : "\"v") + std::to_string(i < 1000 ? i : 100000 + i) + "\"";
+    JsonDocument r = s.lookup("d", "k", values + "]");
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(2000), r.Size());
+    std::set<std::string> got;
+    for (const std::string& id : ids(r)) got.insert(id);
+    CPPUNIT_ASSERT_EQUAL(size_t(2000), got.size());
+    CPPUNIT_ASSERT(got.count("e999") && got.count("e2499") && !got.count("e1000") && !got.count("e2500"));
+    // Many ids.
+    std::string wanted_ids = "[";
+    for (int i = 0; i < 2500; ++i) wanted_ids += (i ? ",\"e" : "\"e") + std::to_string(i * 2) + "\"";
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1500), s.lookup("d", "_id", wanted_ids + "]").Size());
+    // Numbers match numbers by value, never strings.
+    CPPUNIT_ASSERT(Ids({"e5"}) == ids(s.lookup("d", "n", R"([5.0,"5","e5"])")));
+    CPPUNIT_ASSERT(Ids({"e5", "e7"}) == sortedIds(s.lookup("d", "n", R"([7,5])")));
+}
+
+void StorageConformance::testValuesRoundTripExactly() {
+    StoreClient& s = *store_;
+    std::string big(300000, 'x');
+    for (size_t i = 0; i < big.size(); i += 97) big[i] = 'y';
+    const std::string entity = R"({"_id":"exact","big":")" + big +
+        R"(","int":9007199254740993,"neg":-42,"float":0.1,"huge":1.5e300,"tiny":-2.5e-12,"zero":0,"t":true,
+            "f":false,"nul":null,"str":"quote\" backslash\\ tab\t nl\n é 😀 \u0001","empty":"","":"empty key",
+            "a.b":"dot key","nested":{"_x":[1,[2,[3,{"deep":{"deeper":"yes"}}]]],"o":{}},"list":[],
+            "typed":["~t2015-01-02T03:04:05.123456789Z","~:crm:1","~f1.50","~bAAEC","~u531a379e-31bb-4ce1-8690-158dceb64be6"]})";
+    JsonDocument w = s.write("d", "[" + entity + "]");
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), num(w, "written"));
+    JsonDocument written = parse(entity);
+    JsonDocument all = s.read(R"({"dataset":"d"})");
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1), all.Size());
+    const Json& got = all[0];
+    for (auto it = written.MemberBegin(); it != written.MemberEnd(); ++it) {
+        std::string key(as_view(it->name));
+        const Json* v = find_member(got, key);
+        CPPUNIT_ASSERT_MESSAGE("lost property '" + key + "'", v != nullptr);
+        CPPUNIT_ASSERT_MESSAGE("property '" + key + "' changed: " + to_json(*v).substr(0, 200), *v == it->value);
+    }
+    CPPUNIT_ASSERT_EQUAL(entity_hash(written), str(got, "_hash"));
+    CPPUNIT_ASSERT_EQUAL(entity_hash(got), str(got, "_hash"));
+    // Re-posting what was read back (generated fields included) is unchanged.
+    w = s.write("d", "[" + to_json(got) + "]");
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(w, "written"));
+    JsonDocument one = s.command(R"({"op":"get","dataset":"d","id":"exact"})");
+    CPPUNIT_ASSERT(one["big"] == written["big"]);
+    // A dotted property is a path through nested objects, never a key containing a dot.
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(0), s.lookup("d", "a.b", R"(["dot key"])").Size());
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1), s.lookup("d", "nested.o", R"([{}])").Size());
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1), s.lookup("d", "huge", R"([1.5e300])").Size());
+}
+
+void StorageConformance::testDeleteUnseenSpansChunks() {
+    StoreClient& s = *store_;
+    s.write("d", entities(0, 2500));
+    // A full run that sees the first 1000 and the last 500 ids, in batches.
+    s.write("d", entities(0, 1000), R"({"run":"full"})");
+    s.write("d", entities(2000, 2500), R"({"run":"full"})");
+    JsonDocument r = s.command(R"({"op":"delete_unseen","dataset":"d","run":"full"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(1000), num(r, "deleted"));
+    JsonDocument tombstones = s.read(R"({"dataset":"d","since":2499})");
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1000), tombstones.Size());
+    // In log order of the versions they replace: e1000 first, e1999 last.
+    for (rapidjson::SizeType i = 0; i < tombstones.Size(); ++i) {
+        const Json& t = tombstones[i];
+        CPPUNIT_ASSERT(t["_deleted"].IsTrue());
+        CPPUNIT_ASSERT_EQUAL("e" + std::to_string(1000 + i), str(t, "_id"));
+        CPPUNIT_ASSERT_EQUAL(int64_t(2500 + i), num(t, "_updated"));
+        CPPUNIT_ASSERT_EQUAL(int64_t(1000 + i), num(t, "_previous"));
+    }
+    JsonDocument info = s.command(R"({"op":"info","dataset":"d"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(1500), num(info, "count"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(1000), num(info, "deleted"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(3500), num(info, "versions"));
+}
+
+void StorageConformance::testReopenKeepsEverything() {
+    StoreClient& s = *store_;
+    s.write("d", entities(0, 1500), R"({"state":{"key":"pipe:p:offset","value":"9"}})");
+    s.write("d", entities(0, 10, "e", ",\"changed\":1"), R"({"run":"r"})");
+    s.write("d", R"([{"_id":"e20","k":"x"}])", R"({"run":"r"})");
+    s.command(R"({"op":"set_populated","dataset":"d","value":true})");
+    s.command(R"({"op":"state_put_history","key":"config:p","value":{"v":1}})");
+    s.command(R"({"op":"state_put_history","key":"config:p","value":{"v":2}})");
+    s.command(R"({"op":"compact","dataset":"d","keep_versions":1})");
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1), s.lookup("d", "k", R"(["x"])").Size());
+    JsonDocument info = s.command(R"({"op":"info","dataset":"d"})");
+    std::string before = to_json(s.read(R"({"dataset":"d"})"));
+
+    store_.reset();
+    store_ = reopenStore();
+    CPPUNIT_ASSERT_MESSAGE("backend is not persistent: reopenStore() gave nothing", store_ != nullptr);
+    CPPUNIT_ASSERT_MESSAGE("store did not reopen: " + host_->last_error(), store_->valid());
+    StoreClient& again = *store_;
+    CPPUNIT_ASSERT_EQUAL(to_json(info), to_json(again.command(R"({"op":"info","dataset":"d"})")));
+    CPPUNIT_ASSERT_EQUAL(before, to_json(again.read(R"({"dataset":"d"})")));
+    CPPUNIT_ASSERT_EQUAL(std::string("9"), std::string(again.command(R"({"op":"state_get","key":"pipe:p:offset"})").GetString()));
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(2), again.command(R"({"op":"state_history","key":"config:p"})").Size());
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1), again.lookup("d", "k", R"(["x"])").Size());
+    // Offsets continue; the run marks made before the restart still count.
+    JsonDocument w = again.write("d", R"([{"_id":"new"}])", R"({"run":"r"})");
+    CPPUNIT_ASSERT_EQUAL(num(info, "last_offset") + 1, num(w, "last_offset"));
+    JsonDocument r = again.command(R"({"op":"delete_unseen","dataset":"d","run":"r"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(1500 - 11), num(r, "deleted"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(12), num(again.command(R"({"op":"info","dataset":"d"})"), "count"));
+}
+
+// A dataset source feeding a dataset sink: the reader's callback writes to the same store while
+// the read is in progress (must neither deadlock nor disturb the read).
+void StorageConformance::testWriteFromReadCallback() {
+    StoreClient& s = *store_;
+    s.write("src", entities(0, 2500));
+    struct Copier {
+        StoreClient* store;
+        int32_t status = SLUICE_OK;
+        size_t chunks = 0;
+        static int32_t receive(void* user, const char* data, size_t size) {
+            auto* self = static_cast<Copier*>(user);
+            ++self->chunks;
+            std::string out;
+            int32_t st = self->store->writeRaw("dst", std::string(data, size), "{}", out);
+            if (st != SLUICE_OK) self->status = st;
+            // And into the dataset being read: lands after the read's end, never re-read.
+            if (self->chunks == 1) self->store->writeRaw("src", R"([{"_id":"late"}])", "{}", out);
+            return 0;
+        }
+    } copier{&s};
+    CPPUNIT_ASSERT_EQUAL(int32_t(SLUICE_OK), s.readWith(R"({"dataset":"src","limit":2500})", &Copier::receive, &copier));
+    CPPUNIT_ASSERT_EQUAL_MESSAGE(s.host().last_error(), int32_t(SLUICE_OK), copier.status);
+    CPPUNIT_ASSERT(copier.chunks >= 3);
+    JsonDocument dst = s.read(R"({"dataset":"dst"})");
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(2500), dst.Size());
+    CPPUNIT_ASSERT_EQUAL(std::string("e2499"), str(dst[2499], "_id"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(2500), num(s.command(R"({"op":"info","dataset":"src"})"), "last_offset"));
 }
 
 }  // namespace sluice::conformance

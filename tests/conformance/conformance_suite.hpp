@@ -25,6 +25,8 @@ public:
                      std::string& out);
     int32_t readRaw(const std::string& query, std::vector<std::string>& chunks, size_t stop_after = 0);
     int32_t commandRaw(const std::string& command, std::string& out);
+    // A read whose chunks go to `receive` (which may call back into this store).
+    int32_t readWith(const std::string& query, sluice_receive_fn receive, void* user);
 
     // Checked calls (assert SLUICE_OK).
     JsonDocument write(const std::string& dataset, const std::string& batch, const std::string& options = "{}");
@@ -72,10 +74,20 @@ public:
     void testUnknownOp();
     void testConcurrentWritersGetDenseOffsets();
     void testDatasetIdsAreData();
+    void testEmptyWriteCreatesDataset();
+    void testLookupManyValues();
+    void testValuesRoundTripExactly();
+    void testDeleteUnseenSpansChunks();
+    void testWriteFromReadCallback();
+    // Persistent backends only (SLUICE_CONFORMANCE_PERSISTENCE_TESTS).
+    void testReopenKeepsEverything();
 
 protected:
     // A fresh, empty store of the backend under test.
     virtual std::unique_ptr<StoreClient> openStore() = 0;
+    // The same store opened again (a restart): persistent backends return a new client on the
+    // data openStore() created; the default (nothing persists) returns nullptr.
+    virtual std::unique_ptr<StoreClient> reopenStore() { return nullptr; }
 
     std::unique_ptr<testing::FakeHost> host_;
     std::unique_ptr<StoreClient> store_;
@@ -110,4 +122,12 @@ protected:
     CPPUNIT_TEST(testStateHistory);                                \
     CPPUNIT_TEST(testUnknownOp);                                   \
     CPPUNIT_TEST(testConcurrentWritersGetDenseOffsets);            \
-    CPPUNIT_TEST(testDatasetIdsAreData)
+    CPPUNIT_TEST(testDatasetIdsAreData);                           \
+    CPPUNIT_TEST(testEmptyWriteCreatesDataset);                    \
+    CPPUNIT_TEST(testLookupManyValues);                            \
+    CPPUNIT_TEST(testValuesRoundTripExactly);                      \
+    CPPUNIT_TEST(testDeleteUnseenSpansChunks);                     \
+    CPPUNIT_TEST(testWriteFromReadCallback)
+
+// Added by backends whose data survives a close/open (reopenStore()).
+#define SLUICE_CONFORMANCE_PERSISTENCE_TESTS(Fixture) CPPUNIT_TEST(testReopenKeepsEverything)

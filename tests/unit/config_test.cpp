@@ -91,6 +91,9 @@ public:
         CPPUNIT_ASSERT_MESSAGE(dump(problems), has_problem(problems, "c", "/type", "bogus"));
         CPPUNIT_ASSERT_MESSAGE(dump(problems), has_problem(problems, "", "/4/_id", "_id"));
         CPPUNIT_ASSERT_MESSAGE(dump(problems), has_problem(problems, "d", "/batch_size", "batch_size"));
+        auto cron = problems_of(R"([{"_id": "c", "type": "pipe", "source": {"type": "embedded", "entities": []},
+                                     "pump": {"cron_expression": "0 25 * * *"}}])");
+        CPPUNIT_ASSERT_MESSAGE(dump(cron), has_problem(cron, "c", "/pump/cron_expression", "hour"));
     }
 
     void testUnknownTypeNamesInstalledTypes() {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sluice/entity.hpp>
+#include <sluice/kernel/cron.hpp>
 #include <sluice/kernel/plugin_registry.hpp>
 
 #include <map>
@@ -40,6 +41,7 @@ struct ComponentConfig {
 struct PumpSettings {
     std::optional<double> schedule_interval;  // seconds
     std::string cron_expression;
+    std::optional<CronExpression> cron;  // parsed cron_expression; wins over the interval
     std::string mode = "scheduled";  // scheduled | manual | off
     bool run_at_startup = false;
 };

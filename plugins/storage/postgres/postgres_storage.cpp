@@ -1,0 +1,925 @@
+// sluice-storage-postgres: the storage protocol of docs/storage.md in PostgreSQL.
+//
+// Layout (schema version 1, see migrate()):
+//   sluice_datasets        one row per dataset: internal id, name, generation, next offset,
+//                          counts, populated. Its row lock serialises writers of one dataset.
+//   sluice_log_<id>        the log: one row per version (off PK, eid, deleted, prev, ts, hash uuid,
+//                          body json = `_id` + non-reserved properties as written).
+//   sluice_latest_<id>     the latest version per _id (eid PK, off, hash, deleted).
+//   sluice_seen_<id>       (UNLOGGED) ids seen by a run, for delete_unseen.
+//   sluice_state, sluice_state_history   pipe state and the node config (+ history).
+// Dataset names are data (parameters); table names only ever carry the integer id.
+//
+// Write path, one transaction per batch and never a round trip per entity:
+//   lock the dataset row (SELECT … FOR UPDATE) → fetch the latest (off, hash) of the batch's ids
+//   with one `eid = ANY($1)` probe → decide in C++ which entities are new or changed (the write
+//   rule), assign offsets → COPY the new versions (binary) into the log → upsert the latest
+//   rows from binary arrays (one statement) → update the dataset row, the pipe state, the run
+//   marks → COMMIT. Unchanged entities cost one index probe and send no body.
+#include <sluice/sdk.hpp>
+#include <sluice_schema.h>
+
+#include "pg.hpp"
+#include "storage_common.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <mutex>
+#include <set>
+#include <unordered_map>
+#include <unordered_set>
+
+namespace {
+
+using namespace sluice;
+using namespace sluice::store;
+using pg::Connection;
+using pg::Params;
+using pg::Result;
+
+constexpr int kSchemaVersion = 1;
+// Key of the advisory lock that serialises schema migrations between processes.
+constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7236923498361700001)";
+
+// One dataset's row, read under its lock and kept current through a transaction.
+struct DatasetRow {
+    int64_t id = 0;
+    std::string name;
+    std::string generation;
+    int64_t next_offset = 0;
+    int64_t live = 0;
+    int64_t deleted = 0;
+    int64_t versions = 0;
+    bool populated = false;
+
+    std::string log() const { return "sluice_log_" + std::to_string(id); }
+    std::string latest() const { return "sluice_latest_" + std::to_string(id); }
+    std::string seen() const { return "sluice_seen_" + std::to_string(id); }
+};
+
+const char* const kRowColumns = "id, name, generation, next_offset, live_count, deleted_count, versions, populated";
+
+DatasetRow row_from(const Result& r, int i) {
+    DatasetRow d;
+    d.id = r.int64(i, 0);
+    d.name = std::string(r.text(i, 1));
+    d.generation = std::string(r.text(i, 2));
+    d.next_offset = r.int64(i, 3);
+    d.live = r.int64(i, 4);
+    d.deleted = r.int64(i, 5);
+    d.versions = r.int64(i, 6);
+    d.populated = r.boolean(i, 7);
+    return d;
+}
+
+std::string info_json(const DatasetRow& d) {
+    std::string out = "{\"_id\":";
+    append_json_string(out, d.name);
+    out += ",\"count\":" + std::to_string(d.live);
+    out += ",\"deleted\":" + std::to_string(d.deleted);
+    out += ",\"versions\":" + std::to_string(d.versions);
+    out += ",\"last_offset\":" + (d.next_offset > 0 ? std::to_string(d.next_offset - 1) : std::string("null"));
+    out += ",\"generation\":\"" + d.generation + "\"";
+    out += std::string(",\"populated\":") + (d.populated ? "true" : "false") + "}";
+    return out;
+}
+
+// uuid text ("8-4-4-4-12") to the 32 hex characters of `_hash`.
+std::string hash_text(std::string_view uuid) {
+    std::string out;
+    out.reserve(32);
+    for (char c : uuid)
+        if (c != '-') out.push_back(c);
+    return out;
+}
+
+// The columns every version query selects, in this order.
+const char* const kVersionColumns = "l.off, l.deleted, l.prev, l.ts, l.hash, l.body";
+
+// Appends the stored entity of row `i` (columns as kVersionColumns, text format).
+void append_version(std::string& out, const Result& r, int i) {
+    std::string_view body = r.text(i, 5);
+    std::optional<int64_t> prev;
+    if (!r.null(i, 2)) prev = r.int64(i, 2);
+    out += version_text(body, r.boolean(i, 1), r.int64(i, 0), prev, r.int64(i, 3), hash_text(r.text(i, 4)));
+}
+
+// The latest stored version of an id, as far as the write in progress knows.
+struct Current {
+    int64_t off;
+    std::string hash;  // 16 bytes
+    bool deleted;
+    bool existed = true;   // a row in the latest table before this write
+    bool touched = false;  // written by this write
+};
+using Currents = std::unordered_map<std::string_view, Current>;
+
+// One entity of a write: validated and hashed; its stored content is made only if it is written.
+struct Item {
+    std::string_view id;
+    std::string hash;  // 16 bytes (the `_hash` as raw bytes)
+    bool deleted = false;
+    const Json* entity = nullptr;  // the parsed input, or
+    std::string content;           // the content itself (tombstones)
+};
+
+std::string hash_bytes(const Hash128& h) {
+    std::string out(16, '\0');
+    for (int i = 0; i < 8; ++i) {
+        out[i] = static_cast<char>(h.high >> (56 - 8 * i));
+        out[8 + i] = static_cast<char>(h.low >> (56 - 8 * i));
+    }
+    return out;
+}
+
+// Parses and validates a whole write batch before anything is stored (every element an object
+// with a string `_id`, else the write fails naming the first bad index).
+//
+// The DOM lives in a per-thread buffer reused from batch to batch (RapidJSON's default allocator
+// costs ~2/3 of the parse time on fresh memory); batches larger than it spill to the heap.
+class ParseArena {
+public:
+    explicit ParseArena(size_t batch_bytes) {
+        thread_local std::vector<char> buffer;
+        size_t want = std::min<size_t>(batch_bytes * 3 + (64 << 10), kMaxKept);
+        if (buffer.size() < want) buffer.assign(want, 0);
+        pool_.emplace(buffer.data(), buffer.size(), 256 << 10);
+    }
+    JsonAllocator* allocator() { return &*pool_; }
+
+private:
+    static constexpr size_t kMaxKept = 48u << 20;
+    std::optional<JsonAllocator> pool_;
+};
+
+std::vector<Item> parse_items(const sluice_batch& raw, JsonDocument& doc) {
+    if (raw.format != SLUICE_FORMAT_JSON_ARRAY) throw Error("unsupported batch format " + std::to_string(raw.format));
+    doc.Parse<rapidjson::kParseFullPrecisionFlag>(raw.data, raw.size);
+    if (doc.HasParseError()) throw Error("batch: malformed JSON at byte " + std::to_string(doc.GetErrorOffset()));
+    if (!doc.IsArray()) throw Error("batch: expected a JSON array of entities");
+    std::vector<Item> items(doc.Size());
+    for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
+        const Json& e = doc[i];
+        const Json* id = e.IsObject() ? find_member(e, "_id") : nullptr;
+        if (!id || !id->IsString())
+            throw Error("batch index " + std::to_string(i) + ": entity has no string _id; nothing was written");
+        items[i].id = as_view(*id);
+        items[i].entity = &e;
+        const Json* del = find_member(e, "_deleted");
+        items[i].deleted = del && del->IsBool() && del->GetBool();
+    }
+    return items;
+}
+
+void hash_items(std::vector<Item>& items) {
+    for (Item& it : items) {
+        std::string canonical = canonical_content(*it.entity);
+        it.hash = hash_bytes(murmur3_128(canonical.data(), canonical.size()));
+    }
+}
+
+// A text[] parameter of the distinct ids of `items`.
+std::string distinct_ids(const std::vector<Item>& items) {
+    pg::ArrayBuilder ids(pg::kText);
+    std::unordered_set<std::string_view> unique;
+    unique.reserve(items.size());
+    for (const Item& e : items)
+        if (unique.insert(e.id).second) ids.add(e.id);
+    return ids.finish();
+}
+
+class PostgresStorage : public Storage {
+public:
+    PostgresStorage(const CreateArgs& args, Host& host) {
+        const Json& cfg = args.config;
+        std::string dsn = string_or(cfg, "dsn", "");
+        if (dsn.empty()) throw Error("postgres storage: 'dsn' is required", SLUICE_FATAL);
+        int64_t pool_size = int_or(cfg, "pool_size", 4);
+        if (pool_size < 1 || pool_size > 64) throw Error("postgres storage: 'pool_size' must be 1..64", SLUICE_FATAL);
+        int64_t timeout = int_or(cfg, "connect_timeout", 10);
+        int64_t lock_timeout = int_or(cfg, "lock_timeout_ms", 60000);
+        // Per session: no JIT (pure overhead for these short statements), index-friendly costs
+        // (the lookups and probes are index work), bounded waits for a dataset's lock.
+        std::string session = "SET jit = off; SET random_page_cost = 1.1; SET lock_timeout = " +
+                              std::to_string(std::max<int64_t>(0, lock_timeout)) + ";";
+        pool_ = std::make_unique<pg::Pool>(dsn, static_cast<size_t>(pool_size), static_cast<int>(timeout), session);
+        auto c = pool_->acquire();
+        migrate(*c);
+    }
+
+    // ---- write ------------------------------------------------------------------------------
+
+    std::string write(Host& host, const std::string& dataset, const sluice_batch& batch,
+                      const JsonDocument& options) override {
+        WriteOptions opts = parse_write_options(options);
+        ParseArena arena(batch.size);
+        JsonDocument doc(arena.allocator());
+        std::vector<Item> items = parse_items(batch, doc);  // validates before any change
+        auto c = pool_->acquire();
+
+        // 1. Optimistic, without the lock: the dataset row and the latest (off, hash) of the
+        //    batch's ids, read in one snapshot; the server works while the batch is hashed.
+        std::optional<int64_t> known = cached_id(dataset);
+        const std::string snapshot_sql =
+            known ? "SELECT d.id, d.generation, d.next_offset, p.eid, p.off, p.hash, p.deleted"
+                    " FROM sluice_datasets d LEFT JOIN LATERAL (SELECT eid, off, hash, deleted FROM sluice_latest_" +
+                        std::to_string(*known) + " WHERE eid = ANY($2)) p ON true WHERE d.name = $1"
+                  : std::string();
+        const std::string snapshot_name = known ? "sluice_snapshot_" + std::to_string(*known) : std::string();
+        bool sent = false;
+        if (known && !items.empty()) {
+            try {
+                c->send_prepared(snapshot_name, snapshot_sql,
+                                 Params().text(dataset).binary(distinct_ids(items), pg::kTextArray), true);
+                sent = true;
+            } catch (const pg::PgError& e) {
+                if (e.sqlstate() != "42P01") throw;  // 42P01: the dataset was deleted meanwhile
+                forget_id(dataset);
+            }
+        }
+        hash_items(items);
+        std::optional<Snapshot> snap;
+        if (sent) {
+            try {
+                Result r = c->receive(snapshot_sql);
+                if (r.rows() > 0 && r.bin_int64(0, 0) == *known) snap = read_snapshot(r, items);
+                else forget_id(dataset);
+            } catch (const pg::PgError& e) {
+                if (e.sqlstate() != "42P01") throw;
+                forget_id(dataset);
+                c->forget_prepared(snapshot_name);
+            }
+        }
+        // Nothing to append: answer from the snapshot; only state and run marks are written.
+        if (snap && !opts.force) {
+            // Every entity equal to its stored version (then repeats of an id are equal too).
+            size_t unchanged = 0;
+            bool any = false;
+            for (const Item& e : items) {
+                auto it = snap->currents.find(e.id);
+                if (it != snap->currents.end() && it->second.hash == e.hash) {
+                    ++unchanged;
+                } else {
+                    any = true;
+                    break;
+                }
+            }
+            if (!any) {
+                if (opts.run || opts.state_key) {
+                    pg::Transaction tx(*c);
+                    if (opts.run) mark_seen(*c, snap->id, *opts.run, items);
+                    if (opts.state_key) put_state(*c, *opts.state_key, opts.state_value);
+                    tx.commit();
+                }
+                std::optional<int64_t> last;
+                if (snap->next_offset > 0) last = snap->next_offset - 1;
+                return write_result(0, unchanged, last);
+            }
+        }
+
+        // 2. Appending: under the dataset's row lock. The snapshot is still exact when no write
+        //    committed since it was read (same generation and next offset); else probe again.
+        pg::Transaction tx(*c);
+        DatasetRow ds = lock_dataset(*c, dataset, true).value();
+        remember_id(dataset, ds.id);
+        Currents currents;
+        if (snap && snap->id == ds.id && snap->generation == hash_text(ds.generation) && snap->next_offset == ds.next_offset)
+            currents = std::move(snap->currents);
+        else
+            currents = probe_latest(*c, ds, items);
+        auto [written, unchanged] = append(*c, ds, items, opts.force, now_us(), currents);
+        if (opts.run) mark_seen(*c, ds.id, *opts.run, items);
+        store_row(*c, ds);
+        if (opts.state_key) put_state(*c, *opts.state_key, opts.state_value);
+        tx.commit();
+        std::optional<int64_t> last;
+        if (ds.next_offset > 0) last = ds.next_offset - 1;
+        return write_result(written, unchanged, last);
+    }
+
+    // ---- read -------------------------------------------------------------------------------
+
+    void read(Host& host, const JsonDocument& query, const std::function<bool(std::string_view)>& deliver) override {
+        ReadQuery q = parse_read_query(query);
+        std::optional<DatasetRow> ds;
+        {
+            auto c = pool_->acquire();
+            ds = find_dataset(*c, q.dataset);
+        }
+        int64_t remaining = q.limit ? *q.limit : INT64_MAX;
+        if (!ds || remaining == 0) {
+            deliver("[]");
+            return;
+        }
+        // Keyset pagination on the offset; the connection goes back to the pool before each
+        // chunk is delivered, so a reader that writes from its callback cannot starve the pool.
+        std::string sql = std::string("SELECT ") + kVersionColumns + " FROM " + ds->log() + " l WHERE ";
+        sql += q.reverse ? "($1::bigint IS NULL OR l.off < $1)" : "($1::bigint IS NULL OR l.off > $1)";
+        if (!q.deleted) sql += " AND NOT l.deleted";
+        if (!q.history) sql += " AND l.off = (SELECT t.off FROM " + ds->latest() + " t WHERE t.eid = l.eid)";
+        sql += q.reverse ? " ORDER BY l.off DESC" : " ORDER BY l.off";
+        sql += " LIMIT $2";
+        std::optional<int64_t> cursor = q.since;
+        bool delivered = false;
+        while (remaining > 0) {
+            int64_t want = std::min<int64_t>(remaining, static_cast<int64_t>(kChunkEntities));
+            std::string chunk;
+            int rows = 0;
+            {
+                auto c = pool_->acquire();
+                Result r = c->exec(sql, Params().opt_int64(cursor).int64(want));
+                rows = r.rows();
+                chunk.reserve(static_cast<size_t>(rows) * 320 + 2);
+                chunk.push_back('[');
+                for (int i = 0; i < rows; ++i) {
+                    if (i) chunk.push_back(',');
+                    append_version(chunk, r, i);
+                }
+                chunk.push_back(']');
+                if (rows > 0) cursor = r.int64(rows - 1, 0);
+            }
+            if (rows == 0) break;
+            delivered = true;
+            remaining -= rows;
+            if (!deliver(chunk)) return;
+            if (rows < want) break;
+        }
+        if (!delivered) deliver("[]");
+    }
+
+    // ---- lookup -----------------------------------------------------------------------------
+
+    std::string lookup(Host& host, const std::string& dataset, const std::string& property,
+                       const JsonDocument& values) override {
+        std::vector<std::string> wanted = wanted_keys(values);  // validates `values`
+        auto c = pool_->acquire();
+        std::optional<DatasetRow> ds = find_dataset(*c, dataset);
+        if (!ds || wanted.empty()) return "[]";
+        std::string out = "[";
+        size_t n = 0;
+        if (property == "_id") {
+            pg::ArrayBuilder ids(pg::kText);
+            for (const std::string& key : wanted)
+                if (key.compare(0, 2, "s:") == 0) ids.add(std::string_view(key).substr(2));
+            if (ids.count() == 0) return "[]";
+            Result r = c->exec(std::string("SELECT ") + kVersionColumns + " FROM " + ds->latest() + " t JOIN " +
+                                   ds->log() + " l ON l.off = t.off WHERE t.eid = ANY($1) AND NOT t.deleted ORDER BY l.off",
+                               Params().binary(ids.finish(), pg::kTextArray));
+            for (int i = 0; i < r.rows(); ++i) {
+                if (n++) out.push_back(',');
+                append_version(out, r, i);
+            }
+            return out + "]";
+        }
+        // Candidates through the dataset's GIN (jsonb_path_ops) index: containment of
+        // {"a":{"b":v}} or {"a":{"b":[v]}} for each wanted value v; then the exact rule
+        // (equality, list overlap, no traversal through lists) is rechecked here.
+        ensure_lookup_index(*c, *ds);
+        std::vector<std::string> path = split_path(property);
+        std::unordered_set<std::string> wanted_set(wanted.begin(), wanted.end());
+        std::string probes = containment_probes(path, values);
+        Result r = c->exec(std::string("SELECT ") + kVersionColumns + " FROM " + ds->log() +
+                               " l WHERE NOT l.deleted AND l.body::jsonb @> ANY ($1::jsonb[])"
+                               " AND l.off = (SELECT t.off FROM " + ds->latest() + " t WHERE t.eid = l.eid)"
+                               " ORDER BY l.off",
+                           Params().text(probes));
+        for (int i = 0; i < r.rows(); ++i) {
+            std::string_view body = r.text(i, 5);
+            JsonDocument doc = parse_json(body, "stored entity");
+            bool match = false;
+            for (const std::string& key : index_keys(doc, path))
+                if (wanted_set.count(key)) {
+                    match = true;
+                    break;
+                }
+            if (!match) continue;
+            if (n++) out.push_back(',');
+            append_version(out, r, i);
+        }
+        return out + "]";
+    }
+
+    // ---- commands ---------------------------------------------------------------------------
+
+    std::string command(Host& host, const JsonDocument& cmd) override {
+        if (!cmd.IsObject()) throw Error("storage command must be a JSON object");
+        const std::string op = string_or(cmd, "op", "");
+        if (op == "list") {
+            auto c = pool_->acquire();
+            Result r = c->exec(std::string("SELECT ") + kRowColumns + " FROM sluice_datasets ORDER BY name COLLATE \"C\"");
+            std::string out = "[";
+            for (int i = 0; i < r.rows(); ++i) {
+                if (i) out += ',';
+                out += info_json(row_from(r, i));
+            }
+            return out + "]";
+        }
+        if (op == "info") {
+            std::string name = required_string(cmd, "dataset");
+            auto c = pool_->acquire();
+            std::optional<DatasetRow> ds = find_dataset(*c, name);
+            return ds ? info_json(*ds) : "null";
+        }
+        if (op == "get") {
+            std::string name = required_string(cmd, "dataset"), id = required_string(cmd, "id");
+            auto c = pool_->acquire();
+            std::optional<DatasetRow> ds = find_dataset(*c, name);
+            if (!ds) return "null";
+            Result r = c->exec(std::string("SELECT ") + kVersionColumns + " FROM " + ds->latest() + " t JOIN " +
+                                   ds->log() + " l ON l.off = t.off WHERE t.eid = $1",
+                               Params().text(id));
+            if (r.rows() == 0) return "null";
+            std::string out;
+            append_version(out, r, 0);
+            return out;
+        }
+        if (op == "delete") {
+            std::string name = required_string(cmd, "dataset");
+            auto c = pool_->acquire();
+            pg::Transaction tx(*c);
+            std::optional<DatasetRow> ds = lock_dataset(*c, name, false);
+            if (!ds) return "{\"deleted\":false}";
+            c->exec("DROP TABLE IF EXISTS " + ds->log() + ", " + ds->latest() + ", " + ds->seen());
+            c->exec("DELETE FROM sluice_datasets WHERE id = $1", Params().int64(ds->id));
+            tx.commit();
+            forget_lookup_index(ds->id);
+            forget_id(name);
+            return "{\"deleted\":true}";
+        }
+        if (op == "recreate") {
+            std::string name = required_string(cmd, "dataset");
+            auto c = pool_->acquire();
+            pg::Transaction tx(*c);
+            DatasetRow ds = lock_dataset(*c, name, true).value();
+            c->exec("TRUNCATE " + ds.log() + ", " + ds.latest() + ", " + ds.seen());
+            ds.generation = new_uuid();
+            ds.next_offset = ds.live = ds.deleted = ds.versions = 0;
+            ds.populated = false;
+            store_row(*c, ds);
+            tx.commit();
+            return info_json(ds);
+        }
+        if (op == "set_populated") {
+            std::string name = required_string(cmd, "dataset");
+            bool value = bool_or(cmd, "value", true);
+            auto c = pool_->acquire();
+            pg::Transaction tx(*c);
+            DatasetRow ds = lock_dataset(*c, name, true).value();
+            ds.populated = value;
+            store_row(*c, ds);
+            tx.commit();
+            return info_json(ds);
+        }
+        if (op == "delete_unseen") return delete_unseen(required_string(cmd, "dataset"), required_string(cmd, "run"));
+        if (op == "compact") return compact(cmd);
+        if (op == "state_get") {
+            std::string key = required_string(cmd, "key");
+            auto c = pool_->acquire();
+            Result r = c->exec("SELECT value FROM sluice_state WHERE key = $1", Params().text(key));
+            return r.rows() ? std::string(r.text(0, 0)) : "null";
+        }
+        if (op == "state_put" || op == "state_put_history") {
+            std::string key = required_string(cmd, "key");
+            const Json* v = find_member(cmd, "value");
+            std::string value = v ? to_json(*v) : "null";
+            auto c = pool_->acquire();
+            pg::Transaction tx(*c);
+            put_state(*c, key, value);
+            if (op == "state_put_history")
+                c->exec("INSERT INTO sluice_state_history (key, ts, value) VALUES ($1, $2, $3)",
+                        Params().text(key).int64(now_us()).text(value));
+            tx.commit();
+            return "{\"ok\":true}";
+        }
+        if (op == "state_delete") {
+            std::string key = required_string(cmd, "key");
+            auto c = pool_->acquire();
+            Result r = c->exec("DELETE FROM sluice_state WHERE key = $1 RETURNING 1", Params().text(key));
+            return std::string("{\"deleted\":") + (r.rows() ? "true" : "false") + "}";
+        }
+        if (op == "state_list") {
+            std::string prefix = string_or(cmd, "prefix", "");
+            auto c = pool_->acquire();
+            // starts_with: the prefix is literal (no LIKE wildcards).
+            Result r = c->exec("SELECT key, value FROM sluice_state WHERE starts_with(key, $1) ORDER BY key",
+                               Params().text(prefix));
+            std::string out = "{";
+            for (int i = 0; i < r.rows(); ++i) {
+                if (i) out += ',';
+                append_json_string(out, r.text(i, 0));
+                out += ':';
+                out += r.text(i, 1);
+            }
+            return out + "}";
+        }
+        if (op == "state_history") {
+            std::string key = required_string(cmd, "key");
+            std::optional<int64_t> since = offset_param(cmd, "since");
+            std::optional<int64_t> limit = offset_param(cmd, "limit");
+            auto c = pool_->acquire();
+            Result r = c->exec("SELECT seq, ts, value FROM sluice_state_history WHERE key = $1"
+                               " AND ($2::bigint IS NULL OR seq > $2) ORDER BY seq LIMIT $3::bigint",
+                               Params().text(key).opt_int64(since).opt_int64(limit));
+            std::string out = "[";
+            for (int i = 0; i < r.rows(); ++i) {
+                if (i) out += ',';
+                out += "{\"offset\":" + std::string(r.text(i, 0)) + ",\"ts\":" + std::string(r.text(i, 1)) +
+                       ",\"value\":" + std::string(r.text(i, 2)) + "}";
+            }
+            return out + "]";
+        }
+        throw Error("unknown storage op '" + op + "'");
+    }
+
+private:
+    // ---- schema -----------------------------------------------------------------------------
+
+    // Creates or upgrades the schema; refuses a database written by a newer plugin.
+    static void migrate(Connection& c) {
+        pg::Transaction tx(c);
+        c.exec(kMigrationLock);
+        c.exec("CREATE TABLE IF NOT EXISTS sluice_schema_version ("
+               " version integer NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())");
+        Result r = c.exec("SELECT coalesce(max(version), 0) FROM sluice_schema_version");
+        int64_t version = r.int64(0, 0);
+        if (version > kSchemaVersion)
+            throw Error("postgres storage: the database has schema version " + std::to_string(version) +
+                            ", newer than this plugin supports (" + std::to_string(kSchemaVersion) +
+                            "); upgrade sluice-storage-postgres",
+                        SLUICE_FATAL);
+        if (version < 1) {
+            c.exec(R"SQL(
+CREATE TABLE sluice_datasets (
+    id            bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    name          text COLLATE "C" NOT NULL UNIQUE,
+    generation    uuid NOT NULL,
+    next_offset   bigint NOT NULL DEFAULT 0,
+    live_count    bigint NOT NULL DEFAULT 0,
+    deleted_count bigint NOT NULL DEFAULT 0,
+    versions      bigint NOT NULL DEFAULT 0,
+    populated     boolean NOT NULL DEFAULT false,
+    created_us    bigint NOT NULL
+);
+CREATE TABLE sluice_state (
+    key   text COLLATE "C" PRIMARY KEY,
+    value json NOT NULL
+);
+CREATE TABLE sluice_state_history (
+    seq   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    key   text COLLATE "C" NOT NULL,
+    ts    bigint NOT NULL,
+    value json NOT NULL
+);
+CREATE INDEX sluice_state_history_key ON sluice_state_history (key, seq);
+INSERT INTO sluice_schema_version (version) VALUES (1);
+)SQL");
+        }
+        tx.commit();
+    }
+
+    static void create_tables(Connection& c, int64_t id) {
+        std::string n = std::to_string(id);
+        c.exec("CREATE TABLE sluice_log_" + n + " ("
+               " off bigint PRIMARY KEY, eid text COLLATE \"C\" NOT NULL, deleted boolean NOT NULL,"
+               " prev bigint, ts bigint NOT NULL, hash uuid NOT NULL, body json NOT NULL);"
+               "CREATE TABLE sluice_latest_" + n + " ("
+               " eid text COLLATE \"C\" PRIMARY KEY, off bigint NOT NULL, hash uuid NOT NULL,"
+               " deleted boolean NOT NULL) WITH (fillfactor = 80);"
+               "CREATE UNLOGGED TABLE sluice_seen_" + n + " ("
+               " run text NOT NULL, eid text COLLATE \"C\" NOT NULL, PRIMARY KEY (run, eid));");
+    }
+
+    // ---- dataset rows -----------------------------------------------------------------------
+
+    static std::optional<DatasetRow> find_dataset(Connection& c, const std::string& name) {
+        Result r = c.exec(std::string("SELECT ") + kRowColumns + " FROM sluice_datasets WHERE name = $1",
+                          Params().text(name));
+        if (r.rows() == 0) return std::nullopt;
+        return row_from(r, 0);
+    }
+
+    // Locks the dataset's row for the rest of the transaction (creating the dataset and its
+    // tables when `create`); concurrent writers of the same dataset queue here.
+    static std::optional<DatasetRow> lock_dataset(Connection& c, const std::string& name, bool create) {
+        const std::string sql = std::string("SELECT ") + kRowColumns + " FROM sluice_datasets WHERE name = $1 FOR UPDATE";
+        for (int attempt = 0; attempt < 3; ++attempt) {
+            Result r = c.exec(sql, Params().text(name));
+            if (r.rows() > 0) return row_from(r, 0);
+            if (!create) return std::nullopt;
+            // A concurrent creator makes this INSERT wait for its commit, then do nothing.
+            Result ins = c.exec("INSERT INTO sluice_datasets (name, generation, created_us) VALUES ($1, $2, $3)"
+                                " ON CONFLICT (name) DO NOTHING RETURNING id",
+                                Params().text(name).text(new_uuid()).int64(now_us()));
+            if (ins.rows() > 0) create_tables(c, ins.int64(0, 0));
+        }
+        throw pg::PgError("dataset '" + name + "' vanished while being created", "40001", true);
+    }
+
+    static void store_row(Connection& c, const DatasetRow& d) {
+        c.exec("UPDATE sluice_datasets SET generation = $2, next_offset = $3, live_count = $4, deleted_count = $5,"
+               " versions = $6, populated = $7 WHERE id = $1",
+               Params().int64(d.id).text(d.generation).int64(d.next_offset).int64(d.live).int64(d.deleted)
+                   .int64(d.versions).boolean(d.populated));
+    }
+
+    static void put_state(Connection& c, const std::string& key, const std::string& value_json) {
+        c.exec("INSERT INTO sluice_state (key, value) VALUES ($1, $2)"
+               " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+               Params().text(key).text(value_json));
+    }
+
+    // ---- the write rule ---------------------------------------------------------------------
+
+    struct Snapshot {
+        int64_t id = 0;
+        std::string generation;
+        int64_t next_offset = 0;
+        Currents currents;
+    };
+
+    // Columns: d.id, d.generation, d.next_offset, p.eid, p.off, p.hash, p.deleted (binary).
+    static Snapshot read_snapshot(const Result& r, const std::vector<Item>& items) {
+        Snapshot s;
+        s.id = r.bin_int64(0, 0);
+        s.generation = pg::bytes_to_hex(r.text(0, 1));
+        s.next_offset = r.bin_int64(0, 2);
+        std::unordered_set<std::string_view> ids;
+        ids.reserve(items.size());
+        for (const Item& e : items) ids.insert(e.id);
+        s.currents.reserve(items.size());
+        for (int i = 0; i < r.rows(); ++i) {
+            if (r.null(i, 3)) continue;  // the LEFT JOIN's row when no id is stored yet
+            auto it = ids.find(r.text(i, 3));  // a view into the batch, which outlives the map
+            if (it == ids.end()) continue;
+            s.currents.emplace(*it, Current{r.bin_int64(i, 4), std::string(r.text(i, 5)), r.bin_bool(i, 6)});
+        }
+        return s;
+    }
+
+    // The latest (off, hash, deleted) of every id in the batch: one probe.
+    static Currents probe_latest(Connection& c, const DatasetRow& ds, const std::vector<Item>& items) {
+        Currents current;
+        if (items.empty()) return current;
+        std::unordered_set<std::string_view> ids;
+        ids.reserve(items.size());
+        for (const Item& e : items) ids.insert(e.id);
+        current.reserve(items.size());
+        Result r = c.exec("SELECT eid, off, hash, deleted FROM " + ds.latest() + " WHERE eid = ANY($1)",
+                          Params().binary(distinct_ids(items), pg::kTextArray), true);
+        for (int i = 0; i < r.rows(); ++i) {
+            auto it = ids.find(r.text(i, 0));
+            if (it == ids.end()) continue;
+            current.emplace(*it, Current{r.bin_int64(i, 1), std::string(r.text(i, 2)), r.bin_bool(i, 3)});
+        }
+        return current;
+    }
+
+    // Appends the new and changed entities of `items` (the write rule, in batch order) to the
+    // locked dataset `ds`, which is kept current; `current` holds the latest version of every
+    // id already stored. Returns {written, unchanged}.
+    static std::pair<size_t, size_t> append(Connection& c, DatasetRow& ds, const std::vector<Item>& items, bool force,
+                                            int64_t ts, Currents& current) {
+        if (items.empty()) return {0, 0};
+        pg::CopyBuilder copy;
+        copy.reserve(items.size() * 400 + 32);
+        size_t written = 0, unchanged = 0;
+        std::string content;
+        for (const Item& e : items) {
+            auto it = current.find(e.id);
+            if (!force && it != current.end() && it->second.hash == e.hash) {
+                ++unchanged;
+                continue;
+            }
+            const int64_t off = ds.next_offset++;
+            copy.row(7);
+            copy.field_int64(off);
+            copy.field(e.id);
+            copy.field_bool(e.deleted);
+            if (it != current.end()) {
+                copy.field_int64(it->second.off);
+                (it->second.deleted ? ds.deleted : ds.live) -= 1;
+                it->second.off = off;
+                it->second.hash = e.hash;
+                it->second.deleted = e.deleted;
+                it->second.touched = true;
+            } else {
+                copy.field_null();
+                current.emplace(e.id, Current{off, e.hash, e.deleted, false, true});
+            }
+            (e.deleted ? ds.deleted : ds.live) += 1;
+            copy.field_int64(ts);
+            copy.field(e.hash);
+            if (e.entity) {
+                content = content_text(*e.entity);
+                copy.field(content);
+            } else {
+                copy.field(e.content);
+            }
+            ++written;
+        }
+        if (written == 0) return {0, unchanged};
+        ds.versions += static_cast<int64_t>(written);
+        // The new versions; then the latest rows: ids new to the dataset by COPY, the others by
+        // one UPDATE from binary arrays (the row lock guarantees which ids exist).
+        c.copy_in("COPY " + ds.log() + " (off, eid, deleted, prev, ts, hash, body) FROM STDIN (FORMAT binary)",
+                  copy.finish());
+        pg::CopyBuilder fresh;
+        size_t fresh_rows = 0;
+        pg::ArrayBuilder eids(pg::kText), offs(pg::kInt8), hashes(pg::kUuid), dels(pg::kBool);
+        for (const auto& [id, cur] : current) {
+            if (!cur.touched) continue;
+            if (!cur.existed) {
+                fresh.row(4);
+                fresh.field(id);
+                fresh.field_int64(cur.off);
+                fresh.field(cur.hash);
+                fresh.field_bool(cur.deleted);
+                ++fresh_rows;
+            } else {
+                eids.add(id);
+                offs.add_int64(cur.off);
+                hashes.add(cur.hash);
+                dels.add_bool(cur.deleted);
+            }
+        }
+        if (fresh_rows > 0)
+            c.copy_in("COPY " + ds.latest() + " (eid, off, hash, deleted) FROM STDIN (FORMAT binary)", fresh.finish());
+        if (eids.count() > 0)
+            c.exec("UPDATE " + ds.latest() + " t SET off = u.off, hash = u.hash, deleted = u.deleted"
+                   " FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::boolean[]) AS u (eid, off, hash, deleted)"
+                   " WHERE t.eid = u.eid",
+                   Params()
+                       .binary(eids.finish(), pg::kTextArray)
+                       .binary(offs.finish(), pg::kInt8Array)
+                       .binary(hashes.finish(), pg::kUuidArray)
+                       .binary(dels.finish(), pg::kBoolArray));
+        // Later batches of the same transaction (delete_unseen) see these rows as existing.
+        for (auto& [id, cur] : current) {
+            if (cur.touched) cur.existed = true;
+            cur.touched = false;
+        }
+        return {written, unchanged};
+    }
+
+    static void mark_seen(Connection& c, int64_t id, const std::string& run, const std::vector<Item>& items) {
+        if (items.empty()) return;
+        c.exec("INSERT INTO sluice_seen_" + std::to_string(id) +
+                   " (run, eid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
+               Params().text(run).binary(distinct_ids(items), pg::kTextArray));
+    }
+
+    // Dataset name -> internal id, for the unlocked snapshot read (never trusted blindly: the
+    // snapshot checks the id it finds).
+    std::optional<int64_t> cached_id(const std::string& name) {
+        std::lock_guard<std::mutex> lock(index_mutex_);
+        auto it = ids_.find(name);
+        if (it == ids_.end()) return std::nullopt;
+        return it->second;
+    }
+    void remember_id(const std::string& name, int64_t id) {
+        std::lock_guard<std::mutex> lock(index_mutex_);
+        if (ids_.size() > 100000) ids_.clear();
+        ids_[name] = id;
+    }
+    void forget_id(const std::string& name) {
+        std::lock_guard<std::mutex> lock(index_mutex_);
+        ids_.erase(name);
+    }
+
+    // ---- maintenance ------------------------------------------------------------------------
+
+    std::string delete_unseen(const std::string& name, const std::string& run) {
+        auto c = pool_->acquire();
+        pg::Transaction tx(*c);
+        std::optional<DatasetRow> found = lock_dataset(*c, name, false);
+        if (!found) return "{\"deleted\":0}";
+        DatasetRow ds = *found;
+        // Live ids the run did not see, in log order; a cursor keeps memory bounded and its
+        // snapshot excludes the tombstones appended while it is read.
+        c->exec("DECLARE sluice_unseen NO SCROLL CURSOR FOR SELECT l.eid, l.body FROM " + ds.latest() + " t JOIN " +
+                ds.log() + " l ON l.off = t.off WHERE NOT t.deleted AND NOT EXISTS (SELECT 1 FROM " + ds.seen() +
+                " s WHERE s.run = " + c->literal(run) + " AND s.eid = t.eid) ORDER BY t.off");
+        const int64_t ts = now_us();
+        size_t deleted = 0;
+        while (true) {
+            Result r = c->exec("FETCH " + std::to_string(kChunkEntities) + " FROM sluice_unseen");
+            if (r.rows() == 0) break;
+            std::vector<std::string> ids(static_cast<size_t>(r.rows()));
+            std::vector<Item> tombstones(static_cast<size_t>(r.rows()));
+            for (int i = 0; i < r.rows(); ++i) {
+                Item& t = tombstones[static_cast<size_t>(i)];
+                ids[static_cast<size_t>(i)] = std::string(r.text(i, 0));
+                t.id = ids[static_cast<size_t>(i)];
+                t.content = std::string(r.text(i, 1));
+                JsonDocument doc = parse_json(t.content, "stored entity");
+                doc.AddMember("_deleted", true, doc.GetAllocator());
+                std::string canonical = canonical_content(doc);
+                t.hash = hash_bytes(murmur3_128(canonical.data(), canonical.size()));
+                t.deleted = true;
+            }
+            Currents currents = probe_latest(*c, ds, tombstones);
+            deleted += append(*c, ds, tombstones, false, ts, currents).first;
+        }
+        c->exec("CLOSE sluice_unseen");
+        c->exec("DELETE FROM " + ds.seen() + " WHERE run = $1", Params().text(run));
+        store_row(*c, ds);
+        tx.commit();
+        return "{\"deleted\":" + std::to_string(deleted) + "}";
+    }
+
+    std::string compact(const JsonDocument& cmd) {
+        std::string name = required_string(cmd, "dataset");
+        std::optional<int64_t> keep = offset_param(cmd, "keep_versions");
+        std::optional<int64_t> older_than = offset_param(cmd, "older_than_us");
+        if (!keep && !older_than) throw Error("compact: give 'keep_versions' and/or 'older_than_us'");
+        // Never the latest version of an id: with no keep_versions, rank 1 is what is kept.
+        const int64_t keep_n = std::max<int64_t>(1, keep.value_or(1));
+        auto c = pool_->acquire();
+        pg::Transaction tx(*c);
+        std::optional<DatasetRow> found = lock_dataset(*c, name, false);
+        if (!found) return "{\"removed\":0}";
+        DatasetRow ds = *found;
+        Result r = c->exec("WITH ranked AS (SELECT off, ts, row_number() OVER (PARTITION BY eid ORDER BY off DESC) AS r"
+                           " FROM " + ds.log() + ") DELETE FROM " + ds.log() +
+                           " l USING ranked x WHERE l.off = x.off AND x.r > $1 AND ($2::bigint IS NULL OR x.ts < $2)",
+                           Params().int64(keep_n).opt_int64(older_than));
+        int64_t removed = std::atoll(PQcmdTuples(r.get()));
+        ds.versions -= removed;
+        store_row(*c, ds);
+        tx.commit();
+        return "{\"removed\":" + std::to_string(removed) + "}";
+    }
+
+    // ---- lookup index -----------------------------------------------------------------------
+
+    // The GIN index serving property lookups, created on a dataset's first lookup (like the
+    // memory backend's lazy indexes): one per dataset, every property.
+    void ensure_lookup_index(Connection& c, const DatasetRow& ds) {
+        {
+            std::lock_guard<std::mutex> lock(index_mutex_);
+            if (indexed_.count(ds.id)) return;
+        }
+        try {
+            c.exec("CREATE INDEX IF NOT EXISTS " + ds.log() + "_lookup ON " + ds.log() +
+                   " USING gin ((body::jsonb) jsonb_path_ops) WHERE NOT deleted");
+        } catch (const pg::PgError& e) {
+            // Two first lookups racing: the other one created it.
+            if (e.sqlstate() != "23505" && e.sqlstate() != "42P07") throw;
+        }
+        std::lock_guard<std::mutex> lock(index_mutex_);
+        indexed_.insert(ds.id);
+    }
+
+    void forget_lookup_index(int64_t id) {
+        std::lock_guard<std::mutex> lock(index_mutex_);
+        indexed_.erase(id);
+    }
+
+    // A JSON array literal of the containment probes for `values` at `path` (text for
+    // $1::jsonb[] is the PostgreSQL array literal of JSON texts).
+    static std::string containment_probes(const std::vector<std::string>& path, const Json& values) {
+        std::vector<const Json*> flat;
+        for (const Json& v : values.GetArray()) {
+            if (v.IsNull()) continue;
+            if (v.IsArray()) {
+                for (const Json& item : v.GetArray())
+                    if (!item.IsNull()) flat.push_back(&item);
+            } else {
+                flat.push_back(&v);
+            }
+        }
+        auto wrap = [&](const std::string& leaf) {
+            std::string doc = leaf;
+            for (auto it = path.rbegin(); it != path.rend(); ++it) doc = "{" + json_string(*it) + ":" + doc + "}";
+            return doc;
+        };
+        std::string out = "{";
+        bool first = true;
+        auto add = [&](const std::string& doc) {
+            if (!first) out.push_back(',');
+            first = false;
+            out.push_back('"');
+            for (char ch : doc) {
+                if (ch == '"' || ch == '\\') out.push_back('\\');
+                out.push_back(ch);
+            }
+            out.push_back('"');
+        };
+        for (const Json* v : flat) {
+            std::string leaf = to_json(*v);
+            add(wrap(leaf));
+            add(wrap("[" + leaf + "]"));
+        }
+        return out + "}";
+    }
+
+    std::unique_ptr<pg::Pool> pool_;
+    std::mutex index_mutex_;  // guards indexed_ and ids_
+    std::set<int64_t> indexed_;
+    std::unordered_map<std::string, int64_t> ids_;
+};
+
+}  // namespace
+
+SLUICE_PLUGIN("sluice-storage-postgres", "1.0.0", "Datasets, pipe state and config in PostgreSQL", "Apache-2.0",
+              sluice::storage<PostgresStorage>("postgres", SLUICE_SCHEMA_JSON, SLUICE_CAP_THREAD_SAFE))

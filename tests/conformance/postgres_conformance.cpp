@@ -1,0 +1,122 @@
+// The storage conformance suite against the PostgreSQL backend (sluice-storage-postgres.so), on a
+// real server that the test starts itself: ManagedPostgres in a temporary directory (as root,
+// the server runs as a system user). Every test gets a fresh database; nothing is skipped.
+#include "conformance_suite.hpp"
+#include "test_support.hpp"
+
+#include <sluice/kernel/managed_postgres.hpp>
+
+#include <libpq-fe.h>
+
+#include <atomic>
+
+namespace sluice::conformance {
+
+namespace {
+
+struct Server {
+    test::TempDir dir{"sluice-pgconf"};
+    kernel::ManagedPostgres pg{dir / "pg"};
+    Server() { pg.start(); }
+};
+
+Server& server() {
+    static Server s;  // stopped (and its directory removed) at exit
+    return s;
+}
+
+// A new empty database on the test server; returns its DSN.
+std::string fresh_database() {
+    static std::atomic<int> counter{0};
+    std::string name = "conf_" + std::to_string(++counter);
+    PGconn* c = PQconnectdb(server().pg.dsn().c_str());
+    CPPUNIT_ASSERT_MESSAGE(PQerrorMessage(c), PQstatus(c) == CONNECTION_OK);
+    PGresult* r = PQexec(c, ("CREATE DATABASE " + name).c_str());
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    std::string error = PQerrorMessage(c);
+    PQclear(r);
+    PQfinish(c);
+    CPPUNIT_ASSERT_MESSAGE(error, ok);
+    std::string dsn = server().pg.dsn();
+    return dsn.replace(dsn.find("dbname=sluice"), 13, "dbname=" + name);
+}
+
+std::string json_text(const std::string& s) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    writer.String(s.data(), static_cast<rapidjson::SizeType>(s.size()));
+    return std::string(buffer.GetString(), buffer.GetSize());
+}
+
+}  // namespace
+
+class PostgresConformance : public StorageConformance {
+    CPPUNIT_TEST_SUITE(PostgresConformance);
+    SLUICE_CONFORMANCE_TESTS(PostgresConformance);
+    SLUICE_CONFORMANCE_PERSISTENCE_TESTS(PostgresConformance);
+    CPPUNIT_TEST(testUnreachableServerIsAClearError);
+    CPPUNIT_TEST(testNewerSchemaIsRefused);
+    CPPUNIT_TEST(testOnePooledConnectionIsEnough);
+    CPPUNIT_TEST_SUITE_END();
+
+public:
+    void testUnreachableServerIsAClearError() {
+        StoreClient bad(plugin(), *host_, "postgres", R"({"dsn":"host=/nonexistent/sluice dbname=x user=y connect_timeout=2"})");
+        CPPUNIT_ASSERT(!bad.valid());
+        const std::string& error = loaderHost().last_error();
+        CPPUNIT_ASSERT_MESSAGE(error, error.find("cannot connect to PostgreSQL") != std::string::npos);
+        StoreClient no_dsn(plugin(), *host_, "postgres", "{}");
+        CPPUNIT_ASSERT(!no_dsn.valid());
+        CPPUNIT_ASSERT_MESSAGE(error, error.find("'dsn' is required") != std::string::npos);
+    }
+
+    void testNewerSchemaIsRefused() {
+        store_->write("d", R"([{"_id":"a"}])");
+        store_.reset();
+        PGconn* c = PQconnectdb(dsn_.c_str());
+        PGresult* r = PQexec(c, "INSERT INTO sluice_schema_version (version) VALUES (99)");
+        CPPUNIT_ASSERT_EQUAL(PGRES_COMMAND_OK, PQresultStatus(r));
+        PQclear(r);
+        PQfinish(c);
+        store_ = reopenStore();
+        CPPUNIT_ASSERT(!store_->valid());
+        const std::string& error = loaderHost().last_error();
+        CPPUNIT_ASSERT_MESSAGE(error, error.find("schema version 99") != std::string::npos);
+        store_.reset();
+    }
+
+    // Pool of one: a read gives its connection back before each chunk is delivered, so a
+    // callback that writes (a dataset source feeding a dataset sink) cannot deadlock.
+    void testOnePooledConnectionIsEnough() {
+        store_ = std::make_unique<StoreClient>(plugin(), *host_, "postgres",
+                                               "{\"dsn\":" + json_text(dsn_) + ",\"pool_size\":1}");
+        CPPUNIT_ASSERT(store_->valid());
+        testWriteFromReadCallback();
+    }
+
+protected:
+    std::unique_ptr<StoreClient> openStore() override {
+        dsn_ = fresh_database();
+        return reopenStore();
+    }
+    // Instances are opened through the loader's host: open errors are reported there.
+    static testing::FakeHost& loaderHost() {
+        static testing::FakeHost host;
+        return host;
+    }
+    static testing::LoadedPlugin& plugin() {
+        static testing::LoadedPlugin loaded(SLUICE_TEST_PLUGIN_DIR "/sluice-storage-postgres.so", loaderHost());
+        return loaded;
+    }
+    std::unique_ptr<StoreClient> reopenStore() override {
+        return std::make_unique<StoreClient>(plugin(), *host_, "postgres",
+                                             "{\"dsn\":" + json_text(dsn_) + ",\"pool_size\":4}");
+    }
+
+private:
+    std::string dsn_;
+};
+
+CPPUNIT_TEST_SUITE_REGISTRATION(PostgresConformance);
+
+}  // namespace sluice::conformance
