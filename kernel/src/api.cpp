@@ -33,7 +33,7 @@ Json capabilities_json(uint64_t caps, JsonAllocator& a) {
         {SLUICE_CAP_SUPPORTS_SINCE, "supports_since"}, {SLUICE_CAP_SINCE_COMPARABLE, "is_since_comparable"},
         {SLUICE_CAP_CHRONOLOGICAL, "is_chronological"}, {SLUICE_CAP_SIDE_EFFECTS, "side_effects"},
         {SLUICE_CAP_THREAD_SAFE, "thread_safe"}, {SLUICE_CAP_DATASET_SINK, "dataset_sink"},
-        {SLUICE_CAP_PUSH_ONLY, "push_only"}};
+        {SLUICE_CAP_PUSH_ONLY, "push_only"}, {SLUICE_CAP_PUBLISHER, "publisher"}};
     for (const auto& [bit, name] : names) {
         if (caps & bit) list.PushBack(Json(rapidjson::StringRef(name)), a);
     }
@@ -50,6 +50,7 @@ Json run_json(const RunResult& r, JsonAllocator& a) {
     o.AddMember("entities", r.entities_read, a);
     o.AddMember("changes", r.changes, a);
     o.AddMember("unchanged", r.unchanged, a);
+    o.AddMember("dead_letters", r.dead_letters, a);
     o.AddMember("since", Json(r.since.c_str(), a), a);
     o.AddMember("last_seen", Json(r.last_seen.c_str(), a), a);
     if (!r.ok) o.AddMember("error", Json(r.error.c_str(), a), a);

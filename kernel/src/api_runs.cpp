@@ -231,6 +231,41 @@ void register_run_routes(Router& r, Node& node) {
         stream_evaluation(node, pipe, *config, Stage::Sink, req.param("since").value_or(""), req.integer("limit"), res);
     });
 
+    r.add("GET", "/api/publishers/{id}/{format}", [&node](Request& req, HTTPServerResponse& res) {
+        auto config = node.config();
+        const PipeConfig& pipe = pipe_or_404(*config, req.params[0]);
+        const std::string& format = req.params[1];
+        const std::string& type = pipe.sink.type;
+        const bool matches = type == format || type == format + "_endpoint";
+        if (!pipe.sink.component->has(SLUICE_CAP_PUBLISHER) || !matches)
+            throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "not a " + format + " publisher",
+                            "pipe '" + pipe.id + "' has a '" + type + "' sink");
+        const std::string content_type = format == "csv"   ? "text/csv; charset=utf-8"
+                                         : format == "xml" ? "application/xml"
+                                         : format == "json" ? "application/json"
+                                                            : "application/octet-stream";
+        PipeRunner runner(node.store(), node.secret_resolver());
+        std::ostream* out = nullptr;
+        auto open = [&] {
+            if (out) return;
+            res.setStatus(HTTPResponse::HTTP_OK);
+            res.setContentType(content_type);
+            res.setChunkedTransferEncoding(true);
+            out = &res.send();
+        };
+        try {
+            runner.publish(pipe, *config, req.param("since").value_or(""), [&](std::string_view bytes) {
+                open();
+                out->write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+                return static_cast<bool>(*out);
+            });
+        } catch (const std::exception& e) {
+            if (!out) throw HttpError(HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "publisher failed", e.what());
+            Poco::Logger::get("sluice.api").error("publisher " + pipe.id + " failed while streaming: " + e.what());
+        }
+        open();
+    });
+
     // ---- receivers ---------------------------------------------------------------------------
     r.add("POST", "/api/receivers/{id}/entities", [&node](Request& req, HTTPServerResponse& res) {
         auto config = node.config();

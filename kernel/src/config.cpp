@@ -356,6 +356,14 @@ std::shared_ptr<const NodeConfig> NodeConfig::build(const Json& entities, const 
                     b.problem(pipe.id, "/pump/mode", "mode must be scheduled, manual or off");
                 pipe.pump.mode = mode;
                 pipe.pump.run_at_startup = bool_or(*pump, "run_at_startup", false);
+                if (const Json* dead = find_member(*pump, "dead_letter_dataset")) {
+                    if (!dead->IsString() || !valid_id(as_view(*dead)))
+                        b.problem(pipe.id, "/pump/dead_letter_dataset", "dead_letter_dataset must be a dataset id");
+                    else
+                        pipe.pump.dead_letter_dataset = std::string(as_view(*dead));
+                } else if (bool_or(*pump, "use_dead_letter_dataset", false)) {
+                    pipe.pump.dead_letter_dataset = "system:dead-letter:" + pipe.id;
+                }
             }
         }
 

@@ -205,11 +205,15 @@ public:
             }
             sluice_batch out{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, current.data(), current.size(),
                              current_count, nullptr};
-            int32_t status = SLUICE_RETRY;
-            for (int attempt = 0; attempt <= kBatchRetries && status == SLUICE_RETRY; ++attempt) {
-                if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
-                ctx.clear_error();
-                status = sink->info().sink()->write(sink->handle(), &ctx, &out);
+            int32_t status = write_with_retries(ctx, out);
+            if (status != SLUICE_OK && current_count > 1 && !pipe.pump.dead_letter_dataset.empty()) {
+                // Find the entities the sink rejects: one at a time, the rest go through.
+                ctx.pending_state = nullptr;
+                status = write_singly(current);
+                if (status == SLUICE_OK && continuation) commit_token(token);
+            } else if (status != SLUICE_OK && current_count == 1 && !pipe.pump.dead_letter_dataset.empty()) {
+                status = dead_letter(current, ctx.error());
+                if (status == SLUICE_OK && continuation) commit_token(token);
             }
             if (status != SLUICE_OK) {
                 fail("sink ('" + sink->type() + "') failed: " +
@@ -226,6 +230,60 @@ public:
             commit_token(token);
         }
         if (options.on_progress) options.on_progress(result.entities_read);
+        return SLUICE_OK;
+    }
+
+    // One sink write, retried (with back-off) while the sink answers RETRY.
+    int32_t write_with_retries(SinkContext& ctx, const sluice_batch& out) {
+        int32_t status = SLUICE_RETRY;
+        for (int attempt = 0; attempt <= kBatchRetries && status == SLUICE_RETRY; ++attempt) {
+            if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(100 * attempt));
+            ctx.clear_error();
+            status = sink->info().sink()->write(sink->handle(), &ctx, &out);
+        }
+        return status;
+    }
+
+    // After a failed batch: entity by entity, each rejected one to the dead-letter dataset.
+    // Rewriting the ones that did go through is harmless (the write rule finds them unchanged).
+    int32_t write_singly(const std::string& batch_json) {
+        JsonDocument entities = parse_json(batch_json, "batch");
+        for (const Json& entity : entities.GetArray()) {
+            const std::string one = "[" + to_json(entity) + "]";
+            SinkContext ctx(*this);
+            ctx.log_source = "pipe:" + pipe.id;
+            sluice_batch out{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, one.data(), one.size(), 1, nullptr};
+            if (write_with_retries(ctx, out) == SLUICE_OK) continue;
+            if (int32_t status = dead_letter(one, ctx.error()); status != SLUICE_OK) return status;
+        }
+        return SLUICE_OK;
+    }
+
+    // Records rejected entities (a one-entity batch) in the pipe's dead-letter dataset.
+    int32_t dead_letter(const std::string& one_entity_batch, const std::string& error) {
+        JsonDocument batch = parse_json(one_entity_batch, "batch");
+        sluice::BatchBuilder letters;
+        for (const Json& entity : batch.GetArray()) {
+            JsonDocument letter(rapidjson::kObjectType);
+            auto& a = letter.GetAllocator();
+            const Json* id = find_member(entity, "_id");
+            const std::string entity_id = id && id->IsString() ? std::string(as_view(*id)) : to_json(entity);
+            letter.AddMember("_id", Json(entity_id.c_str(), a), a);
+            letter.AddMember("pipe", Json(pipe.id.c_str(), a), a);
+            letter.AddMember("run_id", Json(result.run_id.c_str(), a), a);
+            letter.AddMember("dead", true, a);
+            letter.AddMember("error", Json(error.c_str(), a), a);
+            letter.AddMember("entity", Json(entity, a), a);
+            letter.AddMember("ts", now_us(), a);
+            letters.add(letter);
+        }
+        try {
+            store.write(pipe.pump.dead_letter_dataset, letters.text(), letters.count());
+        } catch (const std::exception& e) {
+            fail(std::string("cannot write the dead-letter dataset: ") + e.what());
+            return SLUICE_ERROR;
+        }
+        result.dead_letters += letters.count();
         return SLUICE_OK;
     }
 
@@ -461,6 +519,7 @@ void write_execution_entry(DatasetStore& store, const std::string& pipe_id, cons
         metrics.AddMember("entities_to_sink", r.entities_to_sink, a);
         metrics.AddMember("changes_last_run", r.changes, a);
         metrics.AddMember("unchanged_last_run", r.unchanged, a);
+        metrics.AddMember("dead_letters_last_run", r.dead_letters, a);
         entry.AddMember("metrics", metrics, a);
         entry.AddMember("last_seen", Json(r.last_seen.c_str(), a), a);
     }
@@ -485,9 +544,11 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
 
     try {
         const PushedInput* pushed = options.pushed;
-        if (!pushed && pipe.source.component->has(SLUICE_CAP_PUSH_ONLY)) {
+        if (!pushed && (pipe.source.component->has(SLUICE_CAP_PUSH_ONLY) ||
+                        pipe.sink.component->has(SLUICE_CAP_PUBLISHER))) {
             // A receiver: entities arrive with POST /api/receivers. A pulled run has nothing to
-            // read, and must not run deletion tracking over everything that was pushed.
+            // read, and must not run deletion tracking over everything that was pushed. A
+            // publisher renders only when pulled (GET /api/publishers): nothing to run either.
             result.ok = true;
             result.ended_us = now_us();
             return result;
@@ -588,6 +649,55 @@ std::optional<Stage> parse_stage(const std::string& text) {
     if (text == "before-transforms" || text == "before-transform") return Stage::BeforeTransforms;
     if (text == "after-transforms" || text == "after-transform") return Stage::AfterTransforms;
     return std::nullopt;
+}
+
+namespace {
+
+// The sink's context during a publisher pull: byte chunks go to the client.
+class PublisherContext : public HostContext {
+public:
+    explicit PublisherContext(const std::function<bool(std::string_view)>& out) : out_(out) {}
+    int32_t emit_batch(const sluice_batch& batch) override {
+        if (batch.format != SLUICE_FORMAT_BYTES) {
+            set_error("a publisher emits SLUICE_FORMAT_BYTES chunks");
+            return SLUICE_ERROR;
+        }
+        if (stopped || !out_(std::string_view(batch.data, batch.size))) {
+            stopped = true;
+            return SLUICE_ERROR;
+        }
+        return SLUICE_OK;
+    }
+    bool stopped = false;
+
+private:
+    const std::function<bool(std::string_view)>& out_;
+};
+
+}  // namespace
+
+void PipeRunner::publish(const PipeConfig& pipe, const NodeConfig& config, const std::string& since,
+                         const std::function<bool(std::string_view)>& out) {
+    PublisherContext ctx(out);
+    ctx.log_source = "pipe:" + pipe.id;
+    ctx.store = &store_;
+    ctx.secrets = secrets_;
+    Instance sink(pipe.sink, pipe, config, ctx);
+    const sluice_sink_vtable* vt = sink.info().sink();
+    auto check = [&](int32_t status, const char* what) {
+        if (status != SLUICE_OK && !ctx.stopped)
+            throw std::runtime_error(std::string("publisher ") + what + " failed: " +
+                                     (ctx.error().empty() ? "status " + std::to_string(status) : ctx.error()));
+        return status == SLUICE_OK;
+    };
+    if (vt->begin_run && !check(vt->begin_run(sink.handle(), &ctx, "{\"full\":true}"), "begin_run")) return;
+    evaluate(pipe, config, Stage::Sink, since, [&](std::string_view batch_json) {
+        JsonDocument doc = parse_json(batch_json, "batch");
+        sluice_batch batch{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, batch_json.data(), batch_json.size(),
+                           doc.IsArray() ? doc.Size() : 0, nullptr};
+        return check(vt->write(sink.handle(), &ctx, &batch), "write");
+    });
+    if (!ctx.stopped && vt->end_run) check(vt->end_run(sink.handle(), &ctx, "{\"full\":true,\"completed\":true}"), "end_run");
 }
 
 void PipeRunner::evaluate(const PipeConfig& pipe, const NodeConfig& config, Stage stage, const std::string& since,

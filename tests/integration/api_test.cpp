@@ -47,6 +47,7 @@ class ApiTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testRunTreeStopsAtFailingPipe);
     CPPUNIT_TEST(testPumpOperations);
     CPPUNIT_TEST(testMetricsAndOpenApi);
+    CPPUNIT_TEST(testDeadLetters);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -244,6 +245,15 @@ public:
         JsonDocument latest = n.get("/api/datasets/in/entities?history=false&deleted=false").json();
         CPPUNIT_ASSERT_EQUAL(std::string("a,d"), ids_of(latest));
 
+        // A publisher plugin renders the same output as bytes; a scheduled run renders nothing.
+        CPPUNIT_ASSERT_EQUAL(201, n.post("/api/pipes", R"([{"_id": "lines", "type": "pipe",
+            "source": {"type": "dataset", "dataset": "in"}, "sink": {"type": "fixture_lines_endpoint"}}])").status);
+        HttpResponse lines = n.get("/api/publishers/lines/fixture_lines");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(lines.body, 200, lines.status);
+        CPPUNIT_ASSERT_EQUAL(std::string("ids:\n- a\n- d\nend\n"), lines.body);
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/publishers/lines/csv").status);
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/publishers/in/fixture_lines").status);
+
         CPPUNIT_ASSERT_EQUAL(400, n.post("/api/receivers/in/entities", R"([{"v": 1}])").status);
         CPPUNIT_ASSERT_EQUAL(404, n.post("/api/receivers/out/entities", R"([{"_id": "x"}])").status);
         CPPUNIT_ASSERT_EQUAL(404, n.get("/api/publishers/in/entities").status);
@@ -326,6 +336,33 @@ public:
             const int status = n.get(path).status;
             CPPUNIT_ASSERT_MESSAGE(path, status != 404 && status != 405);
         }
+    }
+
+    void testDeadLetters() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", R"([
+            {"_id": "kept", "type": "pipe", "pump": {"mode": "manual", "dead_letter_dataset": "rejected"},
+             "source": {"type": "embedded", "entities": [{"_id": "1"}, {"_id": "2", "bad": true}, {"_id": "3"}]},
+             "sink": {"type": "fixture_picky"}},
+            {"_id": "strict", "type": "pipe", "pump": {"mode": "manual"},
+             "source": {"type": "embedded", "entities": [{"_id": "1"}, {"_id": "2", "bad": true}]},
+             "sink": {"type": "fixture_picky"}}])").status);
+        const char* form = "application/x-www-form-urlencoded";
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/kept/pump", "operation=start", form).status);
+        n.wait_for_pipe_runs("kept");
+        JsonDocument run = n.get("/api/pipes/kept/pump").json();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(sluice::to_json(run), std::string("completed"), str(run["runtime"]["last-run"]["status"]));
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), run["runtime"]["last-run"]["dead_letters"].GetInt64());
+        JsonDocument letters = n.get("/api/datasets/rejected/entities").json();
+        CPPUNIT_ASSERT_EQUAL(std::string("2"), ids_of(letters));
+        CPPUNIT_ASSERT(str(letters[0]["error"]).find("not acceptable") != std::string::npos);
+        CPPUNIT_ASSERT(letters[0]["entity"]["bad"].GetBool());
+        // Without a dead-letter dataset the rejected entity fails the run.
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/strict/pump", "operation=start", form).status);
+        n.wait_for_pipe_runs("strict");
+        JsonDocument failed = n.get("/api/pipes/strict/pump").json();
+        CPPUNIT_ASSERT_EQUAL(std::string("failed"), str(failed["runtime"]["last-run"]["status"]));
+        CPPUNIT_ASSERT(str(failed["runtime"]["last-run"]["error"]).find("not acceptable") != std::string::npos);
     }
 
 private:

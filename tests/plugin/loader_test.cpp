@@ -43,7 +43,7 @@ public:
         CPPUNIT_ASSERT_EQUAL(size_t(1), plugins.size());
         CPPUNIT_ASSERT_EQUAL(std::string("fixture-good"), plugins[0]->name);
         CPPUNIT_ASSERT_EQUAL(std::string("2.3.4"), plugins[0]->version);
-        CPPUNIT_ASSERT_EQUAL(size_t(3), plugins[0]->components.size());
+        CPPUNIT_ASSERT_EQUAL(size_t(5), plugins[0]->components.size());
         const ComponentInfo* counter = registry_->find(SLUICE_KIND_SOURCE, "fixture_counter");
         CPPUNIT_ASSERT(counter);
         CPPUNIT_ASSERT(counter->schema);  // compiled

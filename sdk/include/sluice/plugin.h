@@ -64,7 +64,8 @@ enum {
 
 /* Encodings of a batch's bytes. Room is left for a binary encoding in a later minor. */
 enum {
-    SLUICE_FORMAT_JSON_ARRAY = 1 /* UTF-8 JSON array of entity objects, transit-encoded ("~t…") */
+    SLUICE_FORMAT_JSON_ARRAY = 1, /* UTF-8 JSON array of entity objects, transit-encoded ("~t…") */
+    SLUICE_FORMAT_BYTES = 2       /* a chunk of a rendered document (publisher output), count = 0 */
 };
 
 /* Component capability flags (sluice_component.capabilities). */
@@ -75,6 +76,10 @@ enum {
 #define SLUICE_CAP_THREAD_SAFE (1ull << 4)      /* instance may be called from several threads */
 #define SLUICE_CAP_DATASET_SINK (1ull << 5)     /* sink writes to a dataset via the host (enables
                                                    exactly-once offsets, deletion tracking) */
+/* sink: a publisher. GET /api/publishers/<pipe>/<type without "_endpoint"> makes the kernel call
+   begin_run, write (each output batch) and end_run with a context whose emit_batch takes
+   SLUICE_FORMAT_BYTES chunks, streamed to the client in order. */
+#define SLUICE_CAP_PUBLISHER (1ull << 7)
 #define SLUICE_CAP_PUSH_ONLY (1ull << 6)        /* source: entities only arrive pushed (receivers);
                                                    the kernel never schedules or reads it */
 

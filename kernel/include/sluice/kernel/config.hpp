@@ -44,6 +44,9 @@ struct PumpSettings {
     std::optional<CronExpression> cron;  // parsed cron_expression; wins over the interval
     std::string mode = "scheduled";  // scheduled | manual | off
     bool run_at_startup = false;
+    // Entities a sink rejects (after retries) are kept here instead of failing the run; empty:
+    // a rejected entity fails the run. `use_dead_letter_dataset: true` = system:dead-letter:<pipe>.
+    std::string dead_letter_dataset;
 };
 
 struct PipeConfig {

@@ -48,6 +48,7 @@ struct RunResult {
     uint64_t entities_to_sink = 0;   // entities handed to the sink
     uint64_t changes = 0;            // versions a dataset sink appended
     uint64_t unchanged = 0;          // entities a dataset sink found unchanged
+    uint64_t dead_letters = 0;       // entities the sink rejected, kept in the dead-letter dataset
     int64_t started_us = 0;
     int64_t ended_us = 0;
 };
@@ -69,6 +70,11 @@ public:
     // Throws std::runtime_error with the failing plugin's message.
     void evaluate(const PipeConfig& pipe, const NodeConfig& config, Stage stage, const std::string& since,
                   const std::function<bool(std::string_view)>& consume, const std::atomic<bool>* cancel = nullptr);
+
+    // A publisher pull: the sink (SLUICE_CAP_PUBLISHER) renders the pipe's output, computed as
+    // evaluate() does at the sink stage; every byte chunk it emits goes to `out` (false: stop).
+    void publish(const PipeConfig& pipe, const NodeConfig& config, const std::string& since,
+                 const std::function<bool(std::string_view)>& out);
 
     static std::string state_key(const std::string& pipe_id) { return "pipe:" + pipe_id; }
     static std::string execution_dataset(const std::string& pipe_id) { return "system:pump_execution:" + pipe_id; }
