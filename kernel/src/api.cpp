@@ -299,6 +299,7 @@ private:
 
         register_config_routes(router_, node_);
         register_run_routes(router_, node_);
+        register_ui_routes(router_, node_);
         register_ops_routes(router_, node_, http_metrics_);
 
         route("GET", "/api/pipes", [this](Request&, HTTPServerResponse& res) {

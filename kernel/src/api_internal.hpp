@@ -189,5 +189,6 @@ private:
 void register_ops_routes(Router& router, Node& node, const HttpMetrics& http_metrics);
 void register_config_routes(Router& router, Node& node);
 void register_run_routes(Router& router, Node& node);
+void register_ui_routes(Router& router, Node& node);
 
 }  // namespace sluice::kernel::api

@@ -133,7 +133,8 @@ protected:
             return EXIT_SOFTWARE;
         }
         std::cout << "Sluice is running.\n  API: http://" << options_.bind_address << ":" << node.port()
-                  << "/api\n  Data: " << fs::absolute(options_.data_dir).string()
+                  << "/api\n  UI:  http://" << options_.bind_address << ":" << node.port()
+                  << "/ui\n  Data: " << fs::absolute(options_.data_dir).string()
                   << "\n  Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
                   << std::flush;
         waitForTerminationRequest();

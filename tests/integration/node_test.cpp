@@ -110,6 +110,10 @@ public:
         }
         CPPUNIT_ASSERT_MESSAGE(r.body, found_embedded);
         CPPUNIT_ASSERT_EQUAL(200, node.get("/api/health").status);
+        HttpResponse ui = node.get("/ui");
+        CPPUNIT_ASSERT_EQUAL(200, ui.status);
+        CPPUNIT_ASSERT(ui.content_type.find("text/html") == 0);
+        CPPUNIT_ASSERT(ui.body.find("/api/pipes") != std::string::npos);
         CPPUNIT_ASSERT_EQUAL(std::string("pong"), std::string(node.get("/api/ping").json()["ping"].GetString()));
     }
 
