@@ -164,8 +164,15 @@ RunResult PumpManager::execute(Pump& pump, bool force_full, const PushedInput* p
             const auto& inputs = downstream.input_datasets;
             if (std::find(inputs.begin(), inputs.end(), pipe->output_dataset) == inputs.end()) continue;
             auto it = pumps_.find(id);
-            if (it != pumps_.end() && !it->second->disabled) it->second->next_run_us = now_us();
+            if (it == pumps_.end() || it->second->disabled) continue;
+            it->second->next_run_us = now_us();
+            if (it->second->running) it->second->signalled_while_running = true;
         }
+        wake_.notify_all();
+    }
+    if (pump.signalled_while_running) {
+        pump.signalled_while_running = false;
+        pump.next_run_us = now_us();
         wake_.notify_all();
     }
     pump.last_run = result;

@@ -5,6 +5,7 @@
 
 #include <cppunit/extensions/HelperMacros.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <random>
@@ -83,20 +84,32 @@ public:
           {"_id": "copy", "type": "pipe", "batch_size": 500, "source": {"type": "dataset", "dataset": "gen"}}])");
         const std::vector<std::string> args = {"--plugin-dir", SLUICE_TEST_FIXTURE_DIR, "--config",
                                                (dir / "config.json").string()};
+        // Kills are placed by progress, not by time, so they land mid-run on a fast machine and
+        // a slow one alike: kill k waits until gen + copy together hold about k/11 of the
+        // 2 x 200k versions (polled every few ms), then a random 0..40 ms more so the kill hits
+        // every phase of a batch (reading, transforming, COPY, commit).
         std::mt19937 random(20261123);
-        std::uniform_int_distribution<int> delay_ms(300, 2500);
+        std::uniform_int_distribution<int> jitter_ms(0, 40);
         int mid_run_kills = 0;
         for (int kill = 0; kill < 10; ++kill) {
             NodeProcess node(dir / "data", args);
             node.start();
-            std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms(random)));
+            const int64_t target = (kill + 1) * 2 * kEntities / 11;
+            const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+            while (std::chrono::steady_clock::now() < give_up &&
+                   std::max<int64_t>(0, dataset_count(node, "gen")) + std::max<int64_t>(0, dataset_count(node, "copy")) <
+                       target) {
+                std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(jitter_ms(random)));
             const int64_t gen = dataset_count(node, "gen"), copy = dataset_count(node, "copy");
             node.kill();  // SIGKILL: no shutdown, mid-batch if it happens to be writing
-            std::cout << "kill " << kill + 1 << ": gen " << gen << ", copy " << copy << std::endl;
+            std::cout << "kill " << kill + 1 << " (target " << target << "): gen " << gen << ", copy " << copy
+                      << std::endl;
             if (gen < kEntities || copy < kEntities) ++mid_run_kills;
         }
         // The test means something only if the kills landed while data was moving.
-        CPPUNIT_ASSERT_MESSAGE("too few kills landed mid-run", mid_run_kills >= 5);
+        CPPUNIT_ASSERT_MESSAGE("too few kills landed mid-run", mid_run_kills >= 8);
         // The last start runs to completion.
         NodeProcess node(dir / "data", {"--plugin-dir", SLUICE_TEST_FIXTURE_DIR});
         node.start();

@@ -80,6 +80,9 @@ private:
         uint64_t changes_total = 0;
         double run_seconds_total = 0;
         int64_t next_run_us = 0;
+        // An upstream run changed this pipe's input while this pipe was running: the running
+        // run may have read before the change, so the pipe runs again as soon as it ends.
+        bool signalled_while_running = false;
         std::atomic<bool> cancel{false};
         std::optional<RunResult> last_run;
     };
