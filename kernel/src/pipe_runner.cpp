@@ -165,7 +165,10 @@ public:
     // `failure` holds the reason.
     int32_t process(std::string_view batch_json, size_t count, const char* continuation) {
         result.entities_read += count;
-        std::string current(batch_json);
+        // The batch as it stands: the source's text itself until a transform (or dropping
+        // `_filtered` entities) produces a new one into `owned` — no copy of the source's batch.
+        std::string owned;
+        std::string_view current = batch_json;
         size_t current_count = count;
         const size_t transform_count = evaluate_consumer ? evaluate_transforms : transforms.size();
         for (size_t i = 0; i < transform_count; ++i) {
@@ -180,11 +183,14 @@ public:
                 return status;
             }
             ctx.output.push_back(']');
-            current = std::move(ctx.output);
+            owned = std::move(ctx.output);
+            current = owned;
             current_count = ctx.count;
         }
-        if ((!sink_is_dataset || evaluate_drop_filtered) && current.find("\"_filtered\"") != std::string::npos)
-            current = drop_filtered(current);
+        if ((!sink_is_dataset || evaluate_drop_filtered) && current.find("\"_filtered\"") != std::string_view::npos) {
+            owned = drop_filtered(current);
+            current = owned;
+        }
         if (evaluate_consumer) {
             if (!(*evaluate_consumer)(current)) {
                 stopped_by_consumer = true;
@@ -246,7 +252,7 @@ public:
 
     // After a failed batch: entity by entity, each rejected one to the dead-letter dataset.
     // Rewriting the ones that did go through is harmless (the write rule finds them unchanged).
-    int32_t write_singly(const std::string& batch_json) {
+    int32_t write_singly(std::string_view batch_json) {
         JsonDocument entities = parse_json(batch_json, "batch");
         for (const Json& entity : entities.GetArray()) {
             const std::string one = "[" + to_json(entity) + "]";
@@ -260,7 +266,7 @@ public:
     }
 
     // Records rejected entities (a one-entity batch) in the pipe's dead-letter dataset.
-    int32_t dead_letter(const std::string& one_entity_batch, const std::string& error) {
+    int32_t dead_letter(std::string_view one_entity_batch, const std::string& error) {
         JsonDocument batch = parse_json(one_entity_batch, "batch");
         sluice::BatchBuilder letters;
         for (const Json& entity : batch.GetArray()) {
@@ -287,7 +293,7 @@ public:
         return SLUICE_OK;
     }
 
-    static std::string drop_filtered(const std::string& batch_json) {
+    static std::string drop_filtered(std::string_view batch_json) {
         JsonDocument doc = parse_json(batch_json, "batch");
         sluice::BatchBuilder kept;
         for (const Json& e : doc.GetArray()) {

@@ -3,10 +3,40 @@
 
 #include <cppunit/extensions/HelperMacros.h>
 
+#include <algorithm>
+#include <vector>
+
 using sluice::entity_hash;
 using sluice::parse_json;
 
 namespace {
+// The canonical text as the RapidJSON Writer writes it: the reference the SDK's hand-written
+// text writers (detail::append_*) must reproduce byte for byte, or stored hashes would change.
+std::string reference_canonical(const sluice::Json& entity) {
+    rapidjson::StringBuffer buffer;
+    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
+    std::vector<const sluice::Json::Member*> members;
+    for (auto it = entity.MemberBegin(); it != entity.MemberEnd(); ++it) {
+        const std::string_view key(it->name.GetString(), it->name.GetStringLength());
+        if (!sluice::is_reserved_key(key) || key == "_id") members.push_back(&*it);
+    }
+    const sluice::Json* deleted = sluice::find_member(entity, "_deleted");
+    sluice::JsonDocument deleted_true;
+    deleted_true.Parse(R"({"_deleted":true})");
+    if (deleted && deleted->IsBool() && deleted->GetBool()) members.push_back(&*deleted_true.MemberBegin());
+    std::sort(members.begin(), members.end(), [](const sluice::Json::Member* a, const sluice::Json::Member* b) {
+        return std::string_view(a->name.GetString(), a->name.GetStringLength()) <
+               std::string_view(b->name.GetString(), b->name.GetStringLength());
+    });
+    writer.StartObject();
+    for (const sluice::Json::Member* m : members) {
+        writer.Key(m->name.GetString(), m->name.GetStringLength());
+        sluice::detail::write_canonical(m->value, writer);
+    }
+    writer.EndObject();
+    return std::string(buffer.GetString(), buffer.GetSize());
+}
+
 std::string hash_of(const char* json) {
     sluice::JsonDocument doc = parse_json(json);
     return entity_hash(doc);
@@ -21,6 +51,7 @@ class EntityTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testMurmurKnownVector);
     CPPUNIT_TEST(testTypedKinds);
     CPPUNIT_TEST(testEntityView);
+    CPPUNIT_TEST(testFastTextMatchesRapidJsonWriter);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -85,6 +116,37 @@ public:
         sluice::JsonDocument bad = parse_json(R"({"_id":5})");
         CPPUNIT_ASSERT(!sluice::Entity(bad, bad.GetAllocator()).id());
     }
+
+    void testFastTextMatchesRapidJsonWriter() {
+        sluice::JsonDocument doc(rapidjson::kObjectType);
+        auto& a = doc.GetAllocator();
+        // Every byte value in a string and in a key (control characters, '"', '\\', UTF-8 bytes).
+        std::string all_bytes;
+        for (int c = 1; c < 256; ++c) all_bytes.push_back(static_cast<char>(c));
+        doc.AddMember("_id", sluice::Json("id\"\\\x01", a), a);
+        doc.AddMember(sluice::Json(all_bytes.c_str(), a), sluice::Json(all_bytes.c_str(), a), a);
+        doc.AddMember("_deleted", true, a);
+        doc.AddMember("_updated", 3, a);  // reserved: not in the canonical text
+        doc.AddMember("Upper", sluice::Json(rapidjson::kArrayType), a);
+        const double doubles[] = {0.0, -0.0, 1.5, 1e-300, 1.7976931348623157e308, 0.1, 123456789.125, -2.5e-7};
+        for (double d : doubles) doc["Upper"].PushBack(d, a);
+        doc["Upper"].PushBack(int64_t(-9223372036854775807LL - 1), a).PushBack(uint64_t(18446744073709551615ULL), a);
+        doc["Upper"].PushBack(sluice::Json(rapidjson::kObjectType), a).PushBack(sluice::Json(rapidjson::kArrayType), a);
+        doc["Upper"].PushBack(sluice::Json(), a).PushBack(false, a).PushBack(true, a);
+        sluice::JsonDocument nested = parse_json(R"({"z":{"b":[{"y":1,"x":[2,{"d":1,"c":2}]}],"a":"\u0000x"},"a0":-1})");
+        doc.AddMember("nested", sluice::Json(nested, a), a);
+
+        CPPUNIT_ASSERT_EQUAL(reference_canonical(doc), sluice::canonical_content(doc));
+        sluice::detail::TextBuffer text;
+        sluice::detail::append_json(text, doc);
+        CPPUNIT_ASSERT_EQUAL(sluice::to_json(doc), std::string(text.view()));
+        // A tombstone whose `_deleted` must sort after an upper-case key and before `_id`.
+        sluice::JsonDocument tomb = parse_json(R"({"_id":"t","B":1,"_deleted":true,"a":2})");
+        CPPUNIT_ASSERT_EQUAL(reference_canonical(tomb), sluice::canonical_content(tomb));
+        CPPUNIT_ASSERT_EQUAL(sluice::murmur3_128(reference_canonical(tomb).data(), reference_canonical(tomb).size()).hex(),
+                             sluice::entity_hash(tomb));
+    }
 };
 
 CPPUNIT_TEST_SUITE_REGISTRATION(EntityTest);
+

@@ -1,12 +1,14 @@
 // sluice-storage-postgres: the storage protocol of docs/storage.md in PostgreSQL.
 //
-// Layout (schema version 1, see migrate()):
+// Layout (schema version 2, see migrate()):
 //   sluice_datasets        one row per dataset: internal id, name, generation, next offset,
 //                          counts, populated. Its row lock serialises writers of one dataset.
 //   sluice_log_<id>        the log: one row per version (off PK, eid, deleted, prev, ts, hash uuid,
 //                          body json = `_id` + non-reserved properties as written).
 //   sluice_latest_<id>     the latest version per _id (eid PK, off, hash, deleted).
-//   sluice_seen_<id>       (UNLOGGED) ids seen by a run, for delete_unseen.
+//   sluice_seen_<id>       (UNLOGGED) ids seen by a run, for delete_unseen: one row per write
+//                          (run, eids text[]) — a single small insert per batch instead of one
+//                          index entry per id (schema version 2; version 1 had (run, eid) rows).
 //   sluice_state, sluice_state_history   pipe state and the node config (+ history).
 // Dataset names are data (parameters); table names only ever carry the integer id.
 //
@@ -24,6 +26,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <mutex>
 #include <set>
 #include <unordered_map>
@@ -37,7 +40,7 @@ using pg::Connection;
 using pg::Params;
 using pg::Result;
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 // Key of the advisory lock that serialises schema migrations between processes.
 constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7236923498361700001)";
 
@@ -152,9 +155,39 @@ private:
     std::optional<JsonAllocator> pool_;
 };
 
-std::vector<Item> parse_items(const sluice_batch& raw, JsonDocument& doc) {
+// The batch text parsed in place (kParseInsituFlag): strings are not copied into the DOM, they
+// stay in a NUL-terminated per-thread copy of the batch (~30 % less parse work, with
+// RAPIDJSON_SSE2 set for this plugin). The copy, like ParseArena's buffer, is reused from batch
+// to batch and lives until the thread's next write; a batch holding a NUL byte (never valid
+// JSON between values, an error inside strings) is parsed from the original text instead, so
+// that errors and their offsets stay exactly as without the copy.
+class InsituText {
+public:
+    explicit InsituText(const sluice_batch& raw) {
+        thread_local std::vector<char> kept;
+        std::vector<char>& buffer = raw.size + 16 <= kMaxKept ? kept : spill_;
+        if (std::memchr(raw.data, 0, raw.size) != nullptr) return;
+        // NUL-terminated, plus 15 bytes: RapidJSON's SSE2 scans load whole aligned 16-byte blocks.
+        buffer.resize(raw.size + 16);
+        std::memcpy(buffer.data(), raw.data, raw.size);
+        std::memset(buffer.data() + raw.size, 0, 16);
+        text_ = buffer.data();
+    }
+    char* text() const { return text_; }  // null: parse the original
+
+private:
+    static constexpr size_t kMaxKept = 48u << 20;
+    std::vector<char> spill_;
+    char* text_ = nullptr;
+};
+
+// `copy` must outlive `doc` and the items (their ids point into it).
+std::vector<Item> parse_items(const sluice_batch& raw, JsonDocument& doc, const InsituText& copy) {
     if (raw.format != SLUICE_FORMAT_JSON_ARRAY) throw Error("unsupported batch format " + std::to_string(raw.format));
-    doc.Parse<rapidjson::kParseFullPrecisionFlag>(raw.data, raw.size);
+    if (copy.text())
+        doc.ParseInsitu<rapidjson::kParseFullPrecisionFlag>(copy.text());
+    else
+        doc.Parse<rapidjson::kParseFullPrecisionFlag>(raw.data, raw.size);
     if (doc.HasParseError()) throw Error("batch: malformed JSON at byte " + std::to_string(doc.GetErrorOffset()));
     if (!doc.IsArray()) throw Error("batch: expected a JSON array of entities");
     std::vector<Item> items(doc.Size());
@@ -172,10 +205,25 @@ std::vector<Item> parse_items(const sluice_batch& raw, JsonDocument& doc) {
 }
 
 void hash_items(std::vector<Item>& items) {
-    for (Item& it : items) {
-        std::string canonical = canonical_content(*it.entity);
-        it.hash = hash_bytes(murmur3_128(canonical.data(), canonical.size()));
+    for (Item& it : items) it.hash = hash_bytes(content_hash(*it.entity));
+}
+
+// The stored body of an entity (`_id` first, then the non-reserved properties in input order):
+// store::content_text's text, written without RapidJSON's per-character Writer into `out`
+// (cleared first; the caller reuses it from entity to entity).
+std::string_view content_body(sluice::detail::TextBuffer& out, const Json& entity) {
+    out.clear();
+    out.write("{\"_id\":", 7);
+    sluice::detail::append_json(out, *find_member(entity, "_id"));
+    for (auto it = entity.MemberBegin(); it != entity.MemberEnd(); ++it) {
+        if (is_reserved_key(as_view(it->name))) continue;
+        out.put(',');
+        sluice::detail::append_json_text(out, it->name.GetString(), it->name.GetStringLength());
+        out.put(':');
+        sluice::detail::append_json(out, it->value);
     }
+    out.put('}');
+    return out.view();
 }
 
 // A text[] parameter of the distinct ids of `items`.
@@ -188,6 +236,142 @@ std::string distinct_ids(const std::vector<Item>& items) {
     return ids.finish();
 }
 
+// The latest `_hash` of ids this process wrote or probed, per dataset, so that a batch whose
+// entities are all unchanged is answered without probing the latest table (the probe is most of
+// the server's work for an unchanged batch). An entry set is valid only for the dataset state it
+// was learnt at — (internal id, generation, next_offset): every append moves next_offset, a
+// recreate changes the generation — and that state is checked against the dataset row in the
+// same statement that writes the batch's run marks and state, so a write by anyone else (another
+// process, another connection) only costs a miss.
+//
+// Memory: at most `capacity` entries in all (the storage config's `hash_cache_entries`, default
+// 1,048,576), 24 bytes each in open-addressing tables at most half full: <= ~48 MB at the cap.
+// Reaching the cap empties every table (a dataset larger than the cap then mostly misses and is
+// probed as without the cache); 0 turns the cache off.
+//
+// Keys are 64 bits of MurmurHash3 of the `_id`. Two ids sharing a key cannot make an entity
+// look unchanged: the stored value is the content hash, which covers `_id` itself.
+class HashCache {
+public:
+    struct State {
+        std::string generation;  // 32 hex
+        int64_t next_offset = 0;
+        bool operator==(const State& o) const { return next_offset == o.next_offset && generation == o.generation; }
+    };
+
+    explicit HashCache(size_t capacity) : capacity_(capacity) {}
+    bool enabled() const { return capacity_ > 0; }
+
+    static uint64_t key(std::string_view id) {
+        const uint64_t k = murmur3_128(id.data(), id.size()).low;
+        return k ? k : 1;  // 0 marks an empty slot
+    }
+
+    // Whether every key has an entry (the hashes are compared by unchanged()).
+    bool has_all(int64_t dataset, const std::vector<uint64_t>& keys) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = tables_.find(dataset);
+        if (it == tables_.end()) return false;
+        for (uint64_t k : keys)
+            if (!it->second.find(k)) return false;
+        return true;
+    }
+
+    // The state at which every item's hash is cached and equal (the batch is unchanged if the
+    // dataset is still in that state), or nothing.
+    std::optional<State> unchanged(int64_t dataset, const std::vector<Item>& items, const std::vector<uint64_t>& keys) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = tables_.find(dataset);
+        if (it == tables_.end() || items.empty()) return std::nullopt;
+        for (size_t i = 0; i < items.size(); ++i) {
+            const Slot* slot = it->second.find(keys[i]);
+            if (!slot || std::memcmp(slot->hash, items[i].hash.data(), 16) != 0) return std::nullopt;
+        }
+        return it->second.state;
+    }
+
+    // Hashes known to be the latest at `at`. They extend the dataset's entries when those
+    // describe the state `base` (the state the write started from, or `at` itself for a read);
+    // otherwise the entries are replaced.
+    template <class Entries>
+    void learn(int64_t dataset, const State& base, const State& at, const Entries& entries) {
+        if (!enabled()) return;
+        std::lock_guard<std::mutex> lock(mutex_);
+        Table& t = tables_[dataset];
+        if (!(t.state == base) && !(t.state == at)) {
+            total_ -= t.count;
+            t.clear();
+        }
+        t.state = at;
+        for (const auto& [id, hash] : entries) {
+            if (total_ >= capacity_) {  // the cap: start again from nothing
+                for (auto& [other, table] : tables_) table.clear();
+                total_ = 0;
+                t.state = at;
+            }
+            if (t.put(key(id), hash)) ++total_;
+        }
+    }
+
+    void forget(int64_t dataset) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = tables_.find(dataset);
+        if (it == tables_.end()) return;
+        total_ -= it->second.count;
+        tables_.erase(it);
+    }
+
+private:
+    struct Slot {
+        uint64_t key = 0;
+        char hash[16];
+    };
+    struct Table {
+        State state;
+        std::vector<Slot> slots;  // power of two, at most half full
+        size_t count = 0;
+
+        void clear() {
+            slots.clear();
+            slots.shrink_to_fit();
+            count = 0;
+            state = State{};
+        }
+        const Slot* find(uint64_t k) const {
+            if (slots.empty()) return nullptr;
+            const size_t mask = slots.size() - 1;
+            for (size_t i = k & mask;; i = (i + 1) & mask) {
+                if (slots[i].key == k) return &slots[i];
+                if (slots[i].key == 0) return nullptr;
+            }
+        }
+        // Returns true when the key is new.
+        bool put(uint64_t k, std::string_view hash) {
+            if ((count + 1) * 2 > slots.size()) grow();
+            const size_t mask = slots.size() - 1;
+            size_t i = k & mask;
+            while (slots[i].key != 0 && slots[i].key != k) i = (i + 1) & mask;
+            const bool fresh = slots[i].key == 0;
+            slots[i].key = k;
+            std::memcpy(slots[i].hash, hash.data(), 16);
+            count += fresh;
+            return fresh;
+        }
+        void grow() {
+            std::vector<Slot> old = std::move(slots);
+            slots.assign(std::max<size_t>(1024, old.size() * 2), Slot{});
+            count = 0;
+            for (const Slot& s : old)
+                if (s.key) put(s.key, std::string_view(s.hash, 16));
+        }
+    };
+
+    const size_t capacity_;
+    std::mutex mutex_;
+    std::unordered_map<int64_t, Table> tables_;
+    size_t total_ = 0;
+};
+
 class PostgresStorage : public Storage {
 public:
     PostgresStorage(const CreateArgs& args, Host& host) {
@@ -198,6 +382,9 @@ public:
         if (pool_size < 1 || pool_size > 64) throw Error("postgres storage: 'pool_size' must be 1..64", SLUICE_FATAL);
         int64_t timeout = int_or(cfg, "connect_timeout", 10);
         int64_t lock_timeout = int_or(cfg, "lock_timeout_ms", 60000);
+        int64_t cache_entries = int_or(cfg, "hash_cache_entries", int64_t(1) << 20);
+        if (cache_entries < 0) throw Error("postgres storage: 'hash_cache_entries' must be >= 0", SLUICE_FATAL);
+        cache_ = std::make_unique<HashCache>(static_cast<size_t>(cache_entries));
         // Per session: no JIT (pure overhead for these short statements), index-friendly costs
         // (the lookups and probes are index work), bounded waits for a dataset's lock.
         std::string session = "SET jit = off; SET random_page_cost = 1.1; SET lock_timeout = " +
@@ -212,9 +399,10 @@ public:
     std::string write(Host& host, const std::string& dataset, const sluice_batch& batch,
                       const JsonDocument& options) override {
         WriteOptions opts = parse_write_options(options);
+        InsituText text(batch);
         ParseArena arena(batch.size);
         JsonDocument doc(arena.allocator());
-        std::vector<Item> items = parse_items(batch, doc);  // validates before any change
+        std::vector<Item> items = parse_items(batch, doc, text);  // validates before any change
         auto c = pool_->acquire();
 
         // 1. Optimistic, without the lock: the dataset row and the latest (off, hash) of the
@@ -226,18 +414,37 @@ public:
                         std::to_string(*known) + " WHERE eid = ANY($2)) p ON true WHERE d.name = $1"
                   : std::string();
         const std::string snapshot_name = known ? "sluice_snapshot_" + std::to_string(*known) : std::string();
+        // The batch's distinct ids as a binary text[]: the snapshot's probe and the run marks.
+        const std::string ids = items.empty() ? std::string() : distinct_ids(items);
         bool sent = false;
-        if (known && !items.empty()) {
+        auto send_snapshot = [&] {
             try {
-                c->send_prepared(snapshot_name, snapshot_sql,
-                                 Params().text(dataset).binary(distinct_ids(items), pg::kTextArray), true);
+                c->send_prepared(snapshot_name, snapshot_sql, Params().text(dataset).binary(ids, pg::kTextArray), true);
                 sent = true;
             } catch (const pg::PgError& e) {
                 if (e.sqlstate() != "42P01") throw;  // 42P01: the dataset was deleted meanwhile
                 forget_id(dataset);
             }
+        };
+        // 0. Every id in the hash cache: probably an unchanged batch, answered without the probe
+        //    (see HashCache) when the hashes match and the dataset is still in the cached state.
+        //    Otherwise the snapshot goes out before hashing, as without the cache.
+        const bool try_cache = known && !items.empty() && !opts.force && cache_->enabled();
+        std::vector<uint64_t> keys;
+        if (try_cache) {
+            keys.reserve(items.size());
+            for (const Item& e : items) keys.push_back(HashCache::key(e.id));
         }
+        const bool cached = try_cache && cache_->has_all(*known, keys);
+        if (known && !items.empty() && !cached) send_snapshot();
         hash_items(items);
+        if (cached) {
+            if (std::optional<HashCache::State> state = cache_->unchanged(*known, items, keys)) {
+                if (std::optional<std::string> answer = write_if_state(*c, dataset, *known, *state, ids, opts, items.size()))
+                    return *answer;
+            }
+            send_snapshot();
+        }
         std::optional<Snapshot> snap;
         if (sent) {
             try {
@@ -249,6 +456,10 @@ public:
                 forget_id(dataset);
                 c->forget_prepared(snapshot_name);
             }
+        }
+        if (snap) {
+            const HashCache::State at{snap->generation, snap->next_offset};
+            cache_->learn(snap->id, at, at, hashes_of(snap->currents));
         }
         // Nothing to append: answer from the snapshot; only state and run marks are written.
         if (snap && !opts.force) {
@@ -265,12 +476,18 @@ public:
                 }
             }
             if (!any) {
-                if (opts.run || opts.state_key) {
-                    pg::Transaction tx(*c);
-                    if (opts.run) mark_seen(*c, snap->id, *opts.run, items);
-                    if (opts.state_key) put_state(*c, *opts.state_key, opts.state_value);
-                    tx.commit();
-                }
+                // The marks and/or the state in one statement (atomic by itself): no BEGIN and
+                // COMMIT round trips for a batch with nothing to append.
+                if (opts.run && opts.state_key)
+                    c->exec("WITH s AS (INSERT INTO sluice_state (key, value) VALUES ($3, $4)"
+                            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value)"
+                            " INSERT INTO sluice_seen_" + std::to_string(snap->id) + " (run, eids) VALUES ($1, $2)",
+                            Params().text(*opts.run).binary(ids, pg::kTextArray).text(*opts.state_key)
+                                .text(opts.state_value));
+                else if (opts.run)
+                    mark_seen(*c, snap->id, *opts.run, ids);
+                else if (opts.state_key)
+                    put_state(*c, *opts.state_key, opts.state_value);
                 std::optional<int64_t> last;
                 if (snap->next_offset > 0) last = snap->next_offset - 1;
                 return write_result(0, unchanged, last);
@@ -287,14 +504,60 @@ public:
             currents = std::move(snap->currents);
         else
             currents = probe_latest(*c, ds, items);
+        const HashCache::State base{hash_text(ds.generation), ds.next_offset};
         auto [written, unchanged] = append(*c, ds, items, opts.force, now_us(), currents);
-        if (opts.run) mark_seen(*c, ds.id, *opts.run, items);
+        if (opts.run && !items.empty()) mark_seen(*c, ds.id, *opts.run, ids);
         store_row(*c, ds);
         if (opts.state_key) put_state(*c, *opts.state_key, opts.state_value);
         tx.commit();
+        // `currents` now holds the latest hash of every id of the batch, as committed.
+        cache_->learn(ds.id, base, HashCache::State{base.generation, ds.next_offset}, hashes_of(currents));
         std::optional<int64_t> last;
         if (ds.next_offset > 0) last = ds.next_offset - 1;
         return write_result(written, unchanged, last);
+    }
+
+    // The write of a batch found unchanged in the hash cache: its run marks and state, written
+    // only if the dataset is still in the cached `state` (one statement: checked and written
+    // atomically, no transaction block). The write's answer, or nothing when the dataset moved
+    // on (then nothing was written and the cache of the dataset is dropped).
+    std::optional<std::string> write_if_state(Connection& c, const std::string& dataset, int64_t id,
+                                              const HashCache::State& state, const std::string& ids,
+                                              const WriteOptions& opts, size_t count) {
+        const std::string n = std::to_string(id);
+        std::string sql = "WITH v AS (SELECT 1 FROM sluice_datasets WHERE name = $1 AND id = " + n +
+                          " AND generation = $2::uuid AND next_offset = $3::bigint)";
+        Params params;
+        params.text(dataset).text(state.generation).int64(state.next_offset);
+        int next = 4;
+        if (opts.run) {
+            sql += ", m AS (INSERT INTO sluice_seen_" + n + " (run, eids) SELECT $" + std::to_string(next) +
+                   "::text, $" + std::to_string(next + 1) + " FROM v)";
+            params.text(*opts.run).binary(ids, pg::kTextArray);
+            next += 2;
+        }
+        if (opts.state_key) {
+            sql += ", s AS (INSERT INTO sluice_state (key, value) SELECT $" + std::to_string(next) + "::text, $" +
+                   std::to_string(next + 1) + "::json FROM v ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value)";
+            params.text(*opts.state_key).text(opts.state_value);
+        }
+        sql += " SELECT count(*) FROM v";
+        Result r = c.exec(sql, params);
+        if (r.int64(0, 0) != 1) {
+            cache_->forget(id);
+            return std::nullopt;
+        }
+        std::optional<int64_t> last;
+        if (state.next_offset > 0) last = state.next_offset - 1;
+        return write_result(0, count, last);
+    }
+
+    // (id, 16-byte hash) pairs of a Currents map, for HashCache::learn.
+    static std::vector<std::pair<std::string_view, std::string_view>> hashes_of(const Currents& currents) {
+        std::vector<std::pair<std::string_view, std::string_view>> out;
+        out.reserve(currents.size());
+        for (const auto& [id, cur] : currents) out.emplace_back(id, cur.hash);
+        return out;
     }
 
     // ---- read -------------------------------------------------------------------------------
@@ -443,6 +706,7 @@ public:
             c->exec("DELETE FROM sluice_datasets WHERE id = $1", Params().int64(ds->id));
             tx.commit();
             forget_lookup_index(ds->id);
+            cache_->forget(ds->id);
             forget_id(name);
             return "{\"deleted\":true}";
         }
@@ -457,6 +721,7 @@ public:
             ds.populated = false;
             store_row(*c, ds);
             tx.commit();
+            cache_->forget(ds.id);
             return info_json(ds);
         }
         if (op == "set_populated") {
@@ -574,7 +839,23 @@ CREATE INDEX sluice_state_history_key ON sluice_state_history (key, seq);
 INSERT INTO sluice_schema_version (version) VALUES (1);
 )SQL");
         }
+        if (version < 2) {
+            // Version 2: run marks as one (run, eids text[]) row per write instead of one
+            // (run, eid) row per id. The marks are transient (UNLOGGED, only meaningful during
+            // a run), so the old tables are replaced, not converted.
+            Result ids = c.exec("SELECT id FROM sluice_datasets");
+            for (int i = 0; i < ids.rows(); ++i) {
+                const std::string n = std::to_string(ids.int64(i, 0));
+                c.exec("DROP TABLE IF EXISTS sluice_seen_" + n + "; " + seen_table_sql(n));
+            }
+            c.exec("INSERT INTO sluice_schema_version (version) VALUES (2)");
+        }
         tx.commit();
+    }
+
+    // The run marks of dataset `n`: one row per write that passed a `run`.
+    static std::string seen_table_sql(const std::string& n) {
+        return "CREATE UNLOGGED TABLE sluice_seen_" + n + " (run text NOT NULL, eids text[] COLLATE \"C\" NOT NULL);";
     }
 
     static void create_tables(Connection& c, int64_t id) {
@@ -584,9 +865,8 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
                " prev bigint, ts bigint NOT NULL, hash uuid NOT NULL, body json NOT NULL);"
                "CREATE TABLE sluice_latest_" + n + " ("
                " eid text COLLATE \"C\" PRIMARY KEY, off bigint NOT NULL, hash uuid NOT NULL,"
-               " deleted boolean NOT NULL) WITH (fillfactor = 80);"
-               "CREATE UNLOGGED TABLE sluice_seen_" + n + " ("
-               " run text NOT NULL, eid text COLLATE \"C\" NOT NULL, PRIMARY KEY (run, eid));");
+               " deleted boolean NOT NULL) WITH (fillfactor = 80);" +
+               seen_table_sql(n));
     }
 
     // ---- dataset rows -----------------------------------------------------------------------
@@ -683,7 +963,7 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
         pg::CopyBuilder copy;
         copy.reserve(items.size() * 400 + 32);
         size_t written = 0, unchanged = 0;
-        std::string content;
+        sluice::detail::TextBuffer body;
         for (const Item& e : items) {
             auto it = current.find(e.id);
             if (!force && it != current.end() && it->second.hash == e.hash) {
@@ -710,8 +990,7 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
             copy.field_int64(ts);
             copy.field(e.hash);
             if (e.entity) {
-                content = content_text(*e.entity);
-                copy.field(content);
+                copy.field(content_body(body, *e.entity));
             } else {
                 copy.field(e.content);
             }
@@ -761,11 +1040,10 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
         return {written, unchanged};
     }
 
-    static void mark_seen(Connection& c, int64_t id, const std::string& run, const std::vector<Item>& items) {
-        if (items.empty()) return;
-        c.exec("INSERT INTO sluice_seen_" + std::to_string(id) +
-                   " (run, eid) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING",
-               Params().text(run).binary(distinct_ids(items), pg::kTextArray));
+    // Marks the ids (a binary text[], never empty) as seen by `run`: one row per write.
+    static void mark_seen(Connection& c, int64_t id, const std::string& run, const std::string& ids) {
+        c.exec("INSERT INTO sluice_seen_" + std::to_string(id) + " (run, eids) VALUES ($1, $2)",
+               Params().text(run).binary(ids, pg::kTextArray));
     }
 
     // Dataset name -> internal id, for the unlocked snapshot read (never trusted blindly: the
@@ -795,10 +1073,12 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
         if (!found) return "{\"deleted\":0}";
         DatasetRow ds = *found;
         // Live ids the run did not see, in log order; a cursor keeps memory bounded and its
-        // snapshot excludes the tombstones appended while it is read.
+        // snapshot excludes the tombstones appended while it is read. The run's marks are
+        // unnested into a hash anti join (measured on 1M ids: ~1.2 s, vs ~1.9 s for the
+        // version-1 (run, eid) rows through their primary key).
         c->exec("DECLARE sluice_unseen NO SCROLL CURSOR FOR SELECT l.eid, l.body FROM " + ds.latest() + " t JOIN " +
                 ds.log() + " l ON l.off = t.off WHERE NOT t.deleted AND NOT EXISTS (SELECT 1 FROM " + ds.seen() +
-                " s WHERE s.run = " + c->literal(run) + " AND s.eid = t.eid) ORDER BY t.off");
+                " s, unnest(s.eids) AS u (eid) WHERE s.run = " + c->literal(run) + " AND u.eid = t.eid) ORDER BY t.off");
         const int64_t ts = now_us();
         size_t deleted = 0;
         while (true) {
@@ -813,8 +1093,7 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
                 t.content = std::string(r.text(i, 1));
                 JsonDocument doc = parse_json(t.content, "stored entity");
                 doc.AddMember("_deleted", true, doc.GetAllocator());
-                std::string canonical = canonical_content(doc);
-                t.hash = hash_bytes(murmur3_128(canonical.data(), canonical.size()));
+                t.hash = hash_bytes(content_hash(doc));
                 t.deleted = true;
             }
             Currents currents = probe_latest(*c, ds, tombstones);
@@ -824,6 +1103,7 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
         c->exec("DELETE FROM " + ds.seen() + " WHERE run = $1", Params().text(run));
         store_row(*c, ds);
         tx.commit();
+        cache_->forget(ds.id);  // tombstones moved it on
         return "{\"deleted\":" + std::to_string(deleted) + "}";
     }
 
@@ -914,6 +1194,7 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
     }
 
     std::unique_ptr<pg::Pool> pool_;
+    std::unique_ptr<HashCache> cache_;
     std::mutex index_mutex_;  // guards indexed_ and ids_
     std::set<int64_t> indexed_;
     std::unordered_map<std::string, int64_t> ids_;

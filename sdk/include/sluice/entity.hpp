@@ -4,6 +4,8 @@
 #pragma once
 
 #include <rapidjson/document.h>
+#include <rapidjson/internal/dtoa.h>
+#include <rapidjson/internal/itoa.h>
 #include <rapidjson/stringbuffer.h>
 #include <rapidjson/writer.h>
 
@@ -225,29 +227,239 @@ inline Hash128 murmur3_128(const void* key, size_t len, uint32_t seed = 0) {
 
 namespace detail {
 
+// Key order (bytewise, as std::string_view compares); most keys differ in their first byte,
+// which is compared inline before any memcmp.
+inline bool member_name_less(const Json::Member* a, const Json::Member* b) {
+    const std::string_view x = as_view(a->name), y = as_view(b->name);
+    if (!x.empty() && !y.empty() && x[0] != y[0])
+        return static_cast<unsigned char>(x[0]) < static_cast<unsigned char>(y[0]);
+    return x < y;
+}
+
 // Writes `value` with object keys sorted (recursively), so key order never changes the hash.
+// `scratch` is a stack of member pointers shared by all levels (no allocation per object once
+// it has grown): each object sorts its own slice, indices stay valid across the recursion.
 template <class Writer>
-void write_canonical(const Json& value, Writer& writer) {
+void write_canonical(const Json& value, Writer& writer, std::vector<const Json::Member*>& scratch) {
     if (value.IsObject()) {
-        std::vector<const Json::Member*> members;
-        members.reserve(value.MemberCount());
-        for (auto it = value.MemberBegin(); it != value.MemberEnd(); ++it) members.push_back(&*it);
-        std::sort(members.begin(), members.end(), [](const Json::Member* a, const Json::Member* b) {
-            return as_view(a->name) < as_view(b->name);
-        });
+        const size_t base = scratch.size();
+        for (auto it = value.MemberBegin(); it != value.MemberEnd(); ++it) scratch.push_back(&*it);
+        std::sort(scratch.begin() + static_cast<std::ptrdiff_t>(base), scratch.end(), member_name_less);
+        const size_t end = scratch.size();
         writer.StartObject();
-        for (const Json::Member* m : members) {
+        for (size_t i = base; i < end; ++i) {
+            const Json::Member* m = scratch[i];
             writer.Key(m->name.GetString(), m->name.GetStringLength());
-            write_canonical(m->value, writer);
+            write_canonical(m->value, writer, scratch);
         }
         writer.EndObject();
+        scratch.resize(base);
     } else if (value.IsArray()) {
         writer.StartArray();
-        for (const Json& item : value.GetArray()) write_canonical(item, writer);
+        for (const Json& item : value.GetArray()) write_canonical(item, writer, scratch);
         writer.EndArray();
     } else {
         value.Accept(writer);
     }
+}
+
+template <class Writer>
+void write_canonical(const Json& value, Writer& writer) {
+    std::vector<const Json::Member*> scratch;
+    write_canonical(value, writer, scratch);
+}
+
+// ---- compact JSON text, byte for byte what rapidjson::Writer<StringBuffer> writes -----------
+// (default flags: no whitespace, UTF-8 through unchanged, control characters, '"' and '\\'
+// escaped, \u00XX in upper-case hex, numbers by RapidJSON's own itoa/dtoa). The Writer puts one
+// character at a time through its stack (~40 instructions per byte of entity); these copy
+// unescaped runs whole into a TextBuffer. tests/unit/entity_test.cpp checks them against the
+// Writer.
+
+// An append-only text buffer with inline appends (std::string's appends are out-of-line calls,
+// several per JSON string). Keeps its storage across clear().
+class TextBuffer {
+public:
+    void clear() { size_ = 0; }
+    const char* data() const { return data_.data(); }
+    size_t size() const { return size_; }
+    std::string_view view() const { return {data_.data(), size_}; }
+    void put(char c) {
+        if (RAPIDJSON_UNLIKELY(size_ == data_.size())) grow(1);
+        data_[size_++] = c;
+    }
+    void write(const char* p, size_t n) {
+        if (RAPIDJSON_UNLIKELY(data_.size() - size_ < n)) grow(n);
+        std::memcpy(data_.data() + size_, p, n);
+        size_ += n;
+    }
+
+private:
+    void grow(size_t n) { data_.resize(std::max(data_.size() * 2, size_ + n + 256)); }
+    std::vector<char> data_;
+    size_t size_ = 0;
+};
+
+inline void append_json_text(TextBuffer& out, const char* s, size_t n) {
+    static const char escape[256] = {
+        'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'b', 't', 'n', 'u', 'f', 'r', 'u', 'u',
+        'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u', 'u',
+        0, 0, '"', 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, '\\', 0, 0, 0,
+        // 0x60-0xFF: nothing escaped (the rest of the array is zero-initialised)
+    };
+    static const char hex[] = "0123456789ABCDEF";
+    out.put('"');
+    size_t run = 0;
+    for (size_t i = 0; i < n; ++i) {
+        const unsigned char c = static_cast<unsigned char>(s[i]);
+        const char e = escape[c];
+        if (RAPIDJSON_LIKELY(!e)) continue;
+        out.write(s + run, i - run);
+        const char esc[6] = {'\\', e, '0', '0', hex[c >> 4], hex[c & 0xF]};
+        out.write(esc, e == 'u' ? 6 : 2);
+        run = i + 1;
+    }
+    out.write(s + run, n - run);
+    out.put('"');
+}
+
+// A scalar as Value::Accept hands it to the Writer. NaN and infinities (never produced by
+// parsing) write nothing, as the Writer's Double() does without kWriteNanAndInfFlag.
+inline void append_json_scalar(TextBuffer& out, const Json& v) {
+    char buffer[32];
+    switch (v.GetType()) {
+        case rapidjson::kNullType: out.write("null", 4); break;
+        case rapidjson::kFalseType: out.write("false", 5); break;
+        case rapidjson::kTrueType: out.write("true", 4); break;
+        case rapidjson::kStringType: append_json_text(out, v.GetString(), v.GetStringLength()); break;
+        case rapidjson::kNumberType: {
+            const char* end;
+            if (v.IsDouble()) {
+                const double d = v.GetDouble();
+                if (rapidjson::internal::Double(d).IsNanOrInf()) break;
+                end = rapidjson::internal::dtoa(d, buffer, 324);  // the Writer's default maxDecimalPlaces
+            } else if (v.IsInt64()) {
+                end = rapidjson::internal::i64toa(v.GetInt64(), buffer);
+            } else {
+                end = rapidjson::internal::u64toa(v.GetUint64(), buffer);
+            }
+            out.write(buffer, static_cast<size_t>(end - buffer));
+            break;
+        }
+        default: break;
+    }
+}
+
+// Any value, object members in their order (what to_json() writes).
+inline void append_json(TextBuffer& out, const Json& v) {
+    if (v.IsObject()) {
+        out.put('{');
+        bool first = true;
+        for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) {
+            if (!first) out.put(',');
+            first = false;
+            append_json_text(out, it->name.GetString(), it->name.GetStringLength());
+            out.put(':');
+            append_json(out, it->value);
+        }
+        out.put('}');
+    } else if (v.IsArray()) {
+        out.put('[');
+        bool first = true;
+        for (const Json& item : v.GetArray()) {
+            if (!first) out.put(',');
+            first = false;
+            append_json(out, item);
+        }
+        out.put(']');
+    } else {
+        append_json_scalar(out, v);
+    }
+}
+
+// Any value with object keys sorted at every level (write_canonical's text).
+inline void append_canonical(TextBuffer& out, const Json& v, std::vector<const Json::Member*>& scratch) {
+    if (v.IsObject()) {
+        const size_t base = scratch.size();
+        for (auto it = v.MemberBegin(); it != v.MemberEnd(); ++it) scratch.push_back(&*it);
+        std::sort(scratch.begin() + static_cast<std::ptrdiff_t>(base), scratch.end(), member_name_less);
+        const size_t end = scratch.size();
+        out.put('{');
+        for (size_t i = base; i < end; ++i) {
+            const Json::Member* m = scratch[i];
+            if (i > base) out.put(',');
+            append_json_text(out, m->name.GetString(), m->name.GetStringLength());
+            out.put(':');
+            append_canonical(out, m->value, scratch);
+        }
+        out.put('}');
+        scratch.resize(base);
+    } else if (v.IsArray()) {
+        out.put('[');
+        bool first = true;
+        for (const Json& item : v.GetArray()) {
+            if (!first) out.put(',');
+            first = false;
+            append_canonical(out, item, scratch);
+        }
+        out.put(']');
+    } else {
+        append_json_scalar(out, v);
+    }
+}
+
+struct CanonicalScratch {
+    TextBuffer text;
+    std::vector<const Json::Member*> members;
+};
+
+// The canonical content of `entity` (see canonical_content) written into `s.text`.
+inline void write_canonical_content(const Json& entity, CanonicalScratch& s) {
+    TextBuffer& out = s.text;
+    out.clear();
+    s.members.clear();
+    for (auto it = entity.MemberBegin(); it != entity.MemberEnd(); ++it) {
+        std::string_view key = as_view(it->name);
+        if (!is_reserved_key(key) || key == "_id") s.members.push_back(&*it);
+    }
+    std::sort(s.members.begin(), s.members.end(), member_name_less);
+    const Json* deleted = find_member(entity, "_deleted");
+    const bool is_deleted = deleted && deleted->IsBool() && deleted->GetBool();
+    const size_t root = s.members.size();
+    static const char deleted_member[] = "\"_deleted\":true";
+    out.put('{');
+    bool deleted_written = !is_deleted;
+    for (size_t i = 0; i < root; ++i) {
+        const Json::Member* m = s.members[i];
+        if (i) out.put(',');
+        // "_deleted" sorts before "_id": emit it in its sorted place.
+        if (!deleted_written && as_view(m->name) > std::string_view("_deleted")) {
+            out.write(deleted_member, sizeof deleted_member - 1);
+            out.put(',');
+            deleted_written = true;
+        }
+        append_json_text(out, m->name.GetString(), m->name.GetStringLength());
+        out.put(':');
+        append_canonical(out, m->value, s.members);  // nested objects use the slots above `root`
+    }
+    if (!deleted_written) {
+        if (root) out.put(',');
+        out.write(deleted_member, sizeof deleted_member - 1);
+    }
+    out.put('}');
+}
+
+// The per-thread scratch space, reused from call to call: hashing a batch allocates nothing once
+// it has grown. Not inlined: in a plugin (a shared object) every use of a thread_local costs a
+// __tls_get_addr call, so its address is taken once here and passed on as a plain reference.
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+inline CanonicalScratch& canonical_scratch() {
+    thread_local CanonicalScratch s;
+    return s;
 }
 
 }  // namespace detail
@@ -256,43 +468,19 @@ void write_canonical(const Json& value, Writer& writer) {
 // and (only when true) `_deleted`, keys sorted at every level. Numbers keep their JSON form, so
 // 1 and 1.0 differ — they are different types (Integer vs Float) in the entity model.
 inline std::string canonical_content(const Json& entity) {
-    rapidjson::StringBuffer buffer;
-    rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
-    std::vector<const Json::Member*> members;
-    members.reserve(entity.MemberCount());
-    for (auto it = entity.MemberBegin(); it != entity.MemberEnd(); ++it) {
-        std::string_view key = as_view(it->name);
-        if (!is_reserved_key(key) || key == "_id") members.push_back(&*it);
-    }
-    std::sort(members.begin(), members.end(), [](const Json::Member* a, const Json::Member* b) {
-        return as_view(a->name) < as_view(b->name);
-    });
-    const Json* deleted = find_member(entity, "_deleted");
-    const bool is_deleted = deleted && deleted->IsBool() && deleted->GetBool();
-    writer.StartObject();
-    bool deleted_written = !is_deleted;
-    for (const Json::Member* m : members) {
-        // "_deleted" sorts before "_id": emit it in its sorted place.
-        if (!deleted_written && as_view(m->name) > std::string_view("_deleted")) {
-            writer.Key("_deleted");
-            writer.Bool(true);
-            deleted_written = true;
-        }
-        writer.Key(m->name.GetString(), m->name.GetStringLength());
-        detail::write_canonical(m->value, writer);
-    }
-    if (!deleted_written) {
-        writer.Key("_deleted");
-        writer.Bool(true);
-    }
-    writer.EndObject();
-    return std::string(buffer.GetString(), buffer.GetSize());
+    detail::CanonicalScratch& s = detail::canonical_scratch();
+    detail::write_canonical_content(entity, s);
+    return std::string(s.text.view());
+}
+
+// MurmurHash3-128 of canonical_content(entity), without materialising the text as a string.
+inline Hash128 content_hash(const Json& entity) {
+    detail::CanonicalScratch& s = detail::canonical_scratch();
+    detail::write_canonical_content(entity, s);
+    return murmur3_128(s.text.data(), s.text.size());
 }
 
 // The `_hash` of an entity: 32 hex characters of MurmurHash3-128 over canonical_content().
-inline std::string entity_hash(const Json& entity) {
-    std::string canonical = canonical_content(entity);
-    return murmur3_128(canonical.data(), canonical.size()).hex();
-}
+inline std::string entity_hash(const Json& entity) { return content_hash(entity).hex(); }
 
 }  // namespace sluice
