@@ -102,6 +102,7 @@ class SqlPluginTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testTimezoneShift);
     CPPUNIT_TEST(testSchemas);
     CPPUNIT_TEST(testSinkUpsertsAndDeletes);
+    CPPUNIT_TEST(testSinkKeyConflicts);
     CPPUNIT_TEST(testSinkCreatesTableFromSchemaDefinition);
     CPPUNIT_TEST(testSinkTruncatesOnFullRun);
     CPPUNIT_TEST(testCredentialsAndReachability);
@@ -427,6 +428,19 @@ public:
         CPPUNIT_ASSERT_EQUAL(std::string("again"), db_->value("SELECT name FROM people WHERE id = 4"));
         CPPUNIT_ASSERT_EQUAL(4L, db_->count("people"));
         CPPUNIT_ASSERT_EQUAL(3.0, host_->metrics().at("sql_sink_deletes"));
+    }
+
+    void testSinkKeyConflicts() {
+        db_->exec("CREATE TABLE racy (id int PRIMARY KEY, email text UNIQUE, note text)");
+        Instance k = sink(R"({"type": "sql", "system": "pg-test", "table": "racy"})");
+        // Two _ids with the same key values in one batch: one row, the last version.
+        write_ok(k, R"([{"_id": "a", "id": 5, "email": "x", "note": "first"}, {"_id": "b", "id": 5, "email": "y", "note": "last"}])");
+        CPPUNIT_ASSERT_EQUAL(std::string("5:y:last"), db_->value("SELECT string_agg(concat_ws(':', id, email, note), ',') FROM racy"));
+        // A violation of another unique index is the data's fault: the batch fails, naming it.
+        CPPUNIT_ASSERT_EQUAL(int32_t(SLUICE_ERROR), k.write(R"([{"_id": "7", "id": 7, "email": "y"}])"));
+        CPPUNIT_ASSERT_MESSAGE(host_->last_error(), host_->last_error().find("system 'pg-test'") != std::string::npos);
+        CPPUNIT_ASSERT_MESSAGE(host_->last_error(), host_->last_error().find("racy_email_key") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(1L, db_->count("racy"));
     }
 
     void testSinkCreatesTableFromSchemaDefinition() {
