@@ -330,7 +330,10 @@ public:
 
         Pool::Lease lease = pool_->acquire();
         Connection& c = *lease;
-        Transaction tx(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+        // The whole read is one statement streamed row by row (no FETCH round trips), so a
+        // server or role statement_timeout would cut off a large table part way; like pg_dump,
+        // the read lifts it for this transaction only (SET LOCAL ends with it).
+        Transaction tx(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET LOCAL statement_timeout = 0");
 
         // The base query, its columns, and the SELECT that reads them.
         const bool use_updated_query = incremental && !updated_query_.empty();

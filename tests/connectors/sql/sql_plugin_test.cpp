@@ -321,6 +321,16 @@ public:
         CPPUNIT_ASSERT(wait_for_backends("state <> 'idle'", 0));
         read_ok(s, nullptr, 100);
         CPPUNIT_ASSERT_EQUAL(size_t(25), host_->emitted_batches());
+        // A statement_timeout set by the DBA does not cut a long read short (the whole read is one
+        // streamed statement): a query that takes longer than the database's timeout completes.
+        db_->exec("ALTER DATABASE " + database_ + " SET statement_timeout = '300ms'");
+        Instance slow = source(R"({"type": "sql", "system": "pg-test", "primary_key": "id",
+                                   "query": "SELECT id, pg_sleep(0.2) IS NULL AS slept FROM many WHERE id <= 3"})",
+                               system_json(database_, kPasswordUser, kPassword, ",\"application_name\": \"timeout-test\"",
+                                           "pg-timeout"));  // a new pool: sessions opened after the ALTER
+        read_ok(slow, nullptr, 100);
+        CPPUNIT_ASSERT_EQUAL(std::string("1,2,3"), ids(host_->emitted()));
+        CPPUNIT_ASSERT_EQUAL(std::string("false"), str(host_->emitted()[0]["slept"]));
     }
 
     // Waits (up to 5 s) until the password role has exactly `n` backends matching `where`.
