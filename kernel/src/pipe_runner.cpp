@@ -157,8 +157,52 @@ public:
 
     void commit_token(const std::string& token) {
         JsonDocument state = state_with(token);
-        store.state_put(PipeRunner::state_key(pipe.id), state);
+        if (breaker.enabled) {
+            // Held with the staged writes: the offset moves exactly when they become visible.
+            JsonDocument options(rapidjson::kObjectType);
+            auto& a = options.GetAllocator();
+            Json held(rapidjson::kObjectType);
+            held.AddMember("key", Json(PipeRunner::state_key(pipe.id).c_str(), a), a);
+            held.AddMember("value", Json(state, a), a);
+            options.AddMember("stage", true, a);
+            options.AddMember("state", held, a);
+            store.write(breaker.dataset, "[]", 0, to_json(options));
+        } else {
+            store.state_put(PipeRunner::state_key(pipe.id), state);
+        }
         result.last_seen = token;
+    }
+
+    // Trips the sink dataset's circuit breaker: what this run staged stays staged (invisible)
+    // until an operator commits or rolls it back, and the pipe does not run meanwhile.
+    void trip(const std::string& reason, int64_t staged) {
+        breaker.tripped = true;
+        fail(reason);
+        JsonDocument cmd(rapidjson::kObjectType);
+        auto& a = cmd.GetAllocator();
+        cmd.AddMember("op", "stage_trip", a);
+        cmd.AddMember("dataset", Json(breaker.dataset.c_str(), a), a);
+        Json info(rapidjson::kObjectType);
+        info.AddMember("pipe", Json(pipe.id.c_str(), a), a);
+        info.AddMember("run_id", Json(result.run_id.c_str(), a), a);
+        info.AddMember("reason", Json(reason.c_str(), a), a);
+        info.AddMember("staged", staged, a);
+        if (breaker.enabled) info.AddMember("limit", breaker.limit, a);
+        info.AddMember("tripped_us", now_us(), a);
+        cmd.AddMember("info", info, a);
+        store.command(cmd);
+    }
+
+    // After a staged write: trips the breaker when the run's staged versions exceed the limit.
+    // Returns false when it tripped.
+    bool check_breaker(int64_t staged) {
+        if (staged <= breaker.limit) return true;
+        trip("circuit breaker tripped: this run would change more than " + std::to_string(breaker.limit) +
+                 " entities of dataset '" + breaker.dataset + "' (" + breaker.rule +
+                 "); its writes are staged and not visible. Commit or roll them back with POST /api/datasets/" +
+                 breaker.dataset + " operation=commit-circuit-breaker or operation=rollback-circuit-breaker",
+             staged);
+        return false;
     }
 
     // Sends one batch through the transforms and into the sink. Returns a status; on failure
@@ -175,6 +219,15 @@ public:
                             current_count, nullptr};
             int32_t status = transforms[i]->info().transform()->transform(transforms[i]->handle(), &ctx, &in);
             if (status != SLUICE_OK) {
+                // DTL `trip!` (its message starts "trip!: "): the run fails with that message and
+                // the sink dataset's circuit breaker trips, keeping whatever the run staged.
+                if (ctx.error().rfind("trip!: ", 0) == 0) {
+                    const std::string message = ctx.error() + " (transform " + std::to_string(i) + ", '" +
+                                                transforms[i]->type() + "')";
+                    fail(message);
+                    if (!breaker.dataset.empty()) trip(message, breaker.staged);
+                    return status;
+                }
                 fail("transform " + std::to_string(i) + " ('" + transforms[i]->type() + "') failed: " +
                      (ctx.error().empty() ? "status " + std::to_string(status) : ctx.error()));
                 return status;
@@ -206,6 +259,7 @@ public:
             sluice_batch out{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, current.data(), current.size(),
                              current_count, nullptr};
             int32_t status = write_with_retries(ctx, out);
+            if (status != SLUICE_OK && breaker.tripped) return status;  // not the entities' fault
             if (status != SLUICE_OK && current_count > 1 && !pipe.pump.dead_letter_dataset.empty()) {
                 // Find the entities the sink rejects: one at a time, the rest go through.
                 ctx.pending_state = nullptr;
@@ -303,6 +357,18 @@ public:
 
     static constexpr int kBatchRetries = 3;
 
+    // The circuit breaker of the sink dataset (reference §2.9) for this run.
+    struct Breaker {
+        std::string dataset;  // the sink's dataset ("" when the sink is not a dataset sink)
+        bool enabled = false; // this run's writes to it are staged
+        int64_t limit = 0;    // more staged versions than this trips it
+        std::string rule;     // how the limit was computed, for the message
+        int64_t staged = 0;   // versions staged so far
+        bool tripped = false;
+    };
+    Breaker breaker;
+    JsonDocument pending_deps;  // dependency offsets held until the staged writes are committed
+
     const PipeConfig& pipe;
     const NodeConfig& config;
     DatasetStore& store;
@@ -347,6 +413,11 @@ int32_t SinkContext::write_dataset(std::string_view dataset, const sluice_batch&
         options.RemoveMember("run");
         options.AddMember("run", Json(run_.result.run_id.c_str(), a), a);
     }
+    const bool staged = run_.breaker.enabled && dataset == run_.breaker.dataset;
+    if (staged) {
+        options.RemoveMember("stage");
+        options.AddMember("stage", true, a);
+    }
     std::string text = to_json(options);
     int32_t status = HostContext::write_dataset(dataset, batch, text, result);
     if (status == SLUICE_OK && pending_state) state_committed = true;
@@ -354,6 +425,13 @@ int32_t SinkContext::write_dataset(std::string_view dataset, const sluice_batch&
         JsonDocument counts = parse_json(result, "write result");
         run_.result.changes += static_cast<uint64_t>(int_or(counts, "written", 0));
         run_.result.unchanged += static_cast<uint64_t>(int_or(counts, "unchanged", 0));
+        if (staged) {
+            run_.breaker.staged = int_or(counts, "staged", 0);
+            if (!run_.check_breaker(run_.breaker.staged)) {
+                set_error(run_.failure);
+                return SLUICE_ERROR;
+            }
+        }
     }
     return status;
 }
@@ -368,10 +446,20 @@ int32_t SinkContext::dataset_command(std::string_view command_json, std::string&
         }
         command.RemoveMember("run");
         command.AddMember("run", Json(run_.result.run_id.c_str(), command.GetAllocator()), command.GetAllocator());
+        // Deletion tracking counts against the circuit breaker like any other change.
+        const bool staged = run_.breaker.enabled && string_or(command, "dataset", "") == run_.breaker.dataset;
+        if (staged) command.AddMember("stage", true, command.GetAllocator());
         int32_t status = HostContext::dataset_command(to_json(command), result);
         if (status == SLUICE_OK && !result.empty()) {
             JsonDocument counts = parse_json(result, "delete_unseen result");
             run_.result.changes += static_cast<uint64_t>(int_or(counts, "deleted", 0));
+            if (staged && int_or(counts, "deleted", 0) > 0) {
+                run_.breaker.staged = int_or(counts, "staged", run_.breaker.staged);
+                if (!run_.check_breaker(run_.breaker.staged)) {
+                    set_error(run_.failure);
+                    return SLUICE_ERROR;
+                }
+            }
         }
         return status;
     }
@@ -499,7 +587,96 @@ void track_dependencies(Run& run) {
             changed_offsets = true;
         }
     }
-    if (changed_offsets) run.store.state_put(state_key, offsets);
+    if (!changed_offsets) return;
+    if (run.breaker.enabled) run.pending_deps.CopyFrom(offsets, run.pending_deps.GetAllocator());
+    else run.store.state_put(state_key, offsets);
+}
+
+// Reads the sink dataset's breaker state before a run. Returns the refusal when its circuit
+// breaker is tripped; discards a stage left by an interrupted run; enables staging when the
+// sink sets a threshold and the dataset is populated (reference §2.9).
+std::string prepare_breaker(Run& run, const PushedInput* pushed) {
+    const PipeConfig& pipe = run.pipe;
+    if (!pipe.sink.component->has(SLUICE_CAP_DATASET_SINK) || pipe.output_dataset.empty()) return {};
+    Run::Breaker& b = run.breaker;
+    b.dataset = pipe.output_dataset;
+    JsonDocument cmd(rapidjson::kObjectType);
+    cmd.AddMember("op", "info", cmd.GetAllocator());
+    cmd.AddMember("dataset", Json(b.dataset.c_str(), cmd.GetAllocator()), cmd.GetAllocator());
+    JsonDocument info = run.store.command(cmd);
+    if (!info.IsObject()) info.SetObject();
+    if (const Json* tripped = find_member(info, "circuit_breaker"); tripped && tripped->IsObject()) {
+        return "the circuit breaker of dataset '" + b.dataset + "' is tripped (" + string_or(*tripped, "reason", "") +
+               "); the pipe does not run until it is resolved with POST /api/datasets/" + b.dataset +
+               " operation=commit-circuit-breaker or operation=rollback-circuit-breaker";
+    }
+    const bool continuing = pushed && !pushed->first;  // a later request of a staged full sync
+    if (int_or(info, "staged", 0) > 0 && !continuing) {
+        // Staged by a run that never finished (the node stopped mid-run): its offset was held
+        // with it, so discarding it loses nothing; this run redoes the work.
+        cmd.RemoveMember("op");
+        cmd.AddMember("op", "stage_rollback", cmd.GetAllocator());
+        run.store.command(cmd);
+    }
+    JsonDocument sink = parse_json(pipe.sink.config_json, "sink config");
+    const Json* factor = find_member(sink, "circuit_breaker_threshold_factor");
+    const Json* count = find_member(sink, "circuit_breaker_threshold_count");
+    const bool has_factor = factor && factor->IsNumber(), has_count = count && count->IsInt64();
+    if ((!has_factor && !has_count) || !bool_or(info, "populated", false)) return {};
+    // A fraction of the unique ids (deleted ones included) and/or a count: the larger applies.
+    const int64_t ids = int_or(info, "count", 0) + int_or(info, "deleted", 0);
+    b.limit = 0;
+    if (has_factor) {
+        b.limit = static_cast<int64_t>(factor->GetDouble() * static_cast<double>(ids));
+        b.rule = "circuit_breaker_threshold_factor " + to_json(*factor) + " of " + std::to_string(ids) + " ids";
+    }
+    if (has_count && count->GetInt64() >= b.limit) {
+        b.limit = count->GetInt64();
+        b.rule = "circuit_breaker_threshold_count " + std::to_string(b.limit);
+    }
+    b.enabled = true;
+    if (continuing) b.staged = int_or(info, "staged", 0);
+    return {};
+}
+
+// Sesam's set_initial_offset (default if-source-populated): after a completed run the sink
+// dataset is marked populated once every dataset the pipe reads is (a pipe reading no dataset
+// — embedded, a receiver — counts as reading a populated source); `never` never marks it.
+void mark_populated(Run& run) {
+    const PipeConfig& pipe = run.pipe;
+    if (run.breaker.dataset.empty()) return;
+    JsonDocument sink = parse_json(pipe.sink.config_json, "sink config");
+    const std::string policy = string_or(sink, "set_initial_offset", "if-source-populated");
+    if (policy == "never") return;
+    auto info_of = [&](const std::string& dataset) {
+        JsonDocument cmd(rapidjson::kObjectType);
+        cmd.AddMember("op", "info", cmd.GetAllocator());
+        cmd.AddMember("dataset", Json(dataset.c_str(), cmd.GetAllocator()), cmd.GetAllocator());
+        return run.store.command(cmd);
+    };
+    JsonDocument own = info_of(run.breaker.dataset);
+    if (own.IsObject() && bool_or(own, "populated", false)) return;
+    if (policy == "if-source-populated") {
+        for (const std::string& input : pipe.input_datasets) {
+            JsonDocument info = info_of(input);
+            if (!info.IsObject() || !bool_or(info, "populated", false)) return;
+        }
+    }
+    JsonDocument cmd(rapidjson::kObjectType);
+    cmd.AddMember("op", "set_populated", cmd.GetAllocator());
+    cmd.AddMember("dataset", Json(run.breaker.dataset.c_str(), cmd.GetAllocator()), cmd.GetAllocator());
+    run.store.command(cmd);
+}
+
+// Makes a run's staged writes visible (with the offset held with them) and then the dependency
+// offsets held back meanwhile.
+void commit_stage(Run& run) {
+    JsonDocument cmd(rapidjson::kObjectType);
+    cmd.AddMember("op", "stage_commit", cmd.GetAllocator());
+    cmd.AddMember("dataset", Json(run.breaker.dataset.c_str(), cmd.GetAllocator()), cmd.GetAllocator());
+    run.store.command(cmd);
+    if (run.pending_deps.IsObject())
+        run.store.state_put(PipeRunner::state_key(run.pipe.id) + ":deps", run.pending_deps);
 }
 
 void write_execution_entry(DatasetStore& store, const std::string& pipe_id, const RunResult& r, const char* event) {
@@ -564,6 +741,12 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
             result.full = result.since.empty();
         }
         result.last_seen = result.since;
+        if (std::string refusal = prepare_breaker(run, pushed); !refusal.empty()) {
+            // No execution-log entries: the run never started (the scheduler keeps asking).
+            result.error = refusal;
+            result.ended_us = now_us();
+            return result;
+        }
         write_execution_entry(store_, pipe.id, result, "pump-started");
 
         SourceContext source_ctx(run);
@@ -621,17 +804,30 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
             const std::string end_json =
                 std::string("{\"full\":") + (result.full ? "true" : "false") + ",\"completed\":true}";
             if (int32_t s = sink_vt->end_run(run.sink->handle(), &ctx, end_json.c_str()); s != SLUICE_OK)
-                throw std::runtime_error("sink end_run failed: " + ctx.error());
+                throw std::runtime_error(run.breaker.tripped ? run.failure : "sink end_run failed: " + ctx.error());
+        }
+        if (!pushed || pushed->last) {
+            if (run.breaker.enabled) commit_stage(run);
+            mark_populated(run);
         }
         result.ok = true;
     } catch (const std::exception& e) {
         result.ok = false;
-        result.error = e.what();
+        result.error = run.breaker.tripped && !run.failure.empty() ? run.failure : e.what();
         if (run.sink && run.sink->info().sink()->end_run) {
             SinkContext ctx(run);
             const std::string end_json =
                 std::string("{\"full\":") + (result.full ? "true" : "false") + ",\"completed\":false}";
             run.sink->info().sink()->end_run(run.sink->handle(), &ctx, end_json.c_str());
+        }
+        // A failed run that did not trip keeps what it staged, as an unstaged run keeps its
+        // committed batches (all within the limit; the offset held with them moves too).
+        if (run.breaker.enabled && !run.breaker.tripped) {
+            try {
+                commit_stage(run);
+            } catch (const std::exception& ce) {
+                result.error += std::string("; committing its staged writes failed: ") + ce.what();
+            }
         }
     }
     result.ended_us = now_us();

@@ -48,6 +48,8 @@ class ApiTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testPumpOperations);
     CPPUNIT_TEST(testMetricsAndOpenApi);
     CPPUNIT_TEST(testDeadLetters);
+    CPPUNIT_TEST(testCircuitBreaker);
+    CPPUNIT_TEST(testDatasetHeaders);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -232,8 +234,14 @@ public:
         CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/in/pump", "operation=start", "application/x-www-form-urlencoded").status);
         n.wait_for_pipe_runs("in", 3);
         CPPUNIT_ASSERT_EQUAL(std::string("a,b,c"), ids_of(n.get("/api/datasets/in/entities?deleted=false").json()));
-        JsonDocument published = n.get("/api/publishers/out/entities").json();
+        HttpResponse pulled = n.get("/api/publishers/out/entities");
+        JsonDocument published = pulled.json();
         CPPUNIT_ASSERT_EQUAL(std::string("a,b,c"), ids_of(published));
+        // The source dataset's headers; a transform may hide its newest entity.
+        CPPUNIT_ASSERT_EQUAL(std::string("2"), pulled.headers["X-Dataset-Max-Updated"]);
+        CPPUNIT_ASSERT_EQUAL(std::string("true"), pulled.headers["X-Dataset-Filtered"]);
+        CPPUNIT_ASSERT_EQUAL(std::string("true"), pulled.headers["X-Dataset-Populated"]);
+        CPPUNIT_ASSERT_EQUAL(published.Size(), n.get("/api/publishers/out/entities/letters.json").json().Size());
         CPPUNIT_ASSERT(published[0]["touched"].GetBool());
         CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1), n.get("/api/publishers/out/entities?since=1").json().Size());
 
@@ -251,6 +259,11 @@ public:
         HttpResponse lines = n.get("/api/publishers/lines/fixture_lines");
         CPPUNIT_ASSERT_EQUAL_MESSAGE(lines.body, 200, lines.status);
         CPPUNIT_ASSERT_EQUAL(std::string("ids:\n- a\n- d\nend\n"), lines.body);
+        // Sesam's `/<format>/<file>` form: the same document under the client's file name.
+        HttpResponse named = n.get("/api/publishers/lines/fixture_lines/sheet.txt");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(named.body, 200, named.status);
+        CPPUNIT_ASSERT_EQUAL(lines.body, named.body);
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/publishers/lines/csv/sheet.csv").status);
         CPPUNIT_ASSERT_EQUAL(404, n.get("/api/publishers/lines/csv").status);
         CPPUNIT_ASSERT_EQUAL(404, n.get("/api/publishers/in/fixture_lines").status);
 
@@ -336,6 +349,106 @@ public:
             const int status = n.get(path).status;
             CPPUNIT_ASSERT_MESSAGE(path, status != 404 && status != 405);
         }
+    }
+
+    // A dataset sink with circuit_breaker_threshold_count 2: a run changing at most 2 entities
+    // commits; one changing 3 is staged (invisible), fails, holds the pipe's offset and stops the
+    // pipe until an operator rolls it back (the same run trips again) or commits it.
+    void testCircuitBreaker() {
+        NodeProcess& n = *node_;
+        const char* form = "application/x-www-form-urlencoded";
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", R"([
+            {"_id": "in", "type": "pipe", "source": {"type": "http_endpoint"}},
+            {"_id": "guarded", "type": "pipe", "pump": {"mode": "manual"}, "source": {"type": "dataset", "dataset": "in"},
+             "sink": {"type": "dataset", "dataset": "out", "circuit_breaker_threshold_count": 2}}])").status);
+        auto push = [&](const std::string& body) {
+            HttpResponse r = n.post("/api/receivers/in/entities", body);
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(r.body, 200, r.status);
+        };
+        int runs = 0;
+        auto run = [&]() {
+            CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/guarded/pump", "operation=start", form).status);
+            n.wait_for_pipe_runs("guarded", ++runs);
+            return n.get("/api/pipes/guarded/pump").json();
+        };
+        auto values = [&]() {  // "id=v,…" (sorted) of out's latest committed versions
+            std::string out;
+            JsonDocument latest = n.get("/api/datasets/out/entities?history=false").json();
+            std::set<std::string> pairs;
+            for (const Json& e : latest.GetArray()) pairs.insert(str(e["_id"]) + "=" + str(e["v"]));
+            for (const std::string& p : pairs) out += (out.empty() ? "" : ",") + p;
+            return out;
+        };
+        push(R"([{"_id": "1", "v": 1}, {"_id": "2", "v": 1}, {"_id": "3", "v": 1}, {"_id": "4", "v": 1}])");
+        // The first run fills an unpopulated dataset: the breaker does not apply yet.
+        JsonDocument pump = run();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(sluice::to_json(pump), std::string("completed"), str(pump["runtime"]["last-run"]["status"]));
+        CPPUNIT_ASSERT(n.get("/api/datasets/out").json()["runtime"]["populated"].GetBool());
+        // Two changes: within the limit, visible at once.
+        push(R"([{"_id": "1", "v": 2}, {"_id": "2", "v": 2}])");
+        pump = run();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(sluice::to_json(pump), std::string("completed"), str(pump["runtime"]["last-run"]["status"]));
+        CPPUNIT_ASSERT_EQUAL(std::string("1=2,2=2,3=1,4=1"), values());
+        const std::string offset = str(pump["runtime"]["last-seen"]);
+        CPPUNIT_ASSERT_EQUAL(std::string("5"), offset);
+        // Three changes: tripped.
+        push(R"([{"_id": "1", "v": 3}, {"_id": "3", "v": 3}, {"_id": "5", "v": 3}])");
+        pump = run();
+        const Json& last = pump["runtime"]["last-run"];
+        CPPUNIT_ASSERT_EQUAL(std::string("failed"), str(last["status"]));
+        CPPUNIT_ASSERT_MESSAGE(str(last["error"]), str(last["error"]).find("circuit breaker tripped") == 0);
+        CPPUNIT_ASSERT_MESSAGE(str(last["error"]), str(last["error"]).find("rollback-circuit-breaker") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(std::string("1=2,2=2,3=1,4=1"), values());  // nothing visible
+        CPPUNIT_ASSERT_EQUAL(offset, str(pump["runtime"]["last-seen"]));  // the offset is held
+        JsonDocument ds = n.get("/api/datasets/out").json();
+        CPPUNIT_ASSERT(ds["runtime"]["circuit-breaker-tripped"].GetBool());
+        CPPUNIT_ASSERT_EQUAL(int64_t(3), ds["runtime"]["count-uncommitted"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(std::string("guarded"), str(ds["circuit_breaker"]["pipe"]));
+        JsonDocument staged = n.get("/api/datasets/out/entities?uncommitted=true&since=5").json();
+        CPPUNIT_ASSERT_EQUAL(std::string("1,3,5"), ids_of(staged));
+        CPPUNIT_ASSERT_EQUAL(400, n.get("/api/datasets/out/entities?uncommitted=true&reverse=true").status);
+        // While tripped the pipe does not run.
+        pump = run();
+        CPPUNIT_ASSERT_MESSAGE(str(pump["runtime"]["last-run"]["error"]),
+                               str(pump["runtime"]["last-run"]["error"]).find("is tripped") != std::string::npos);
+        // Bad operations change nothing.
+        CPPUNIT_ASSERT_EQUAL(400, n.post("/api/datasets/out", "operation=bogus", form).status);
+        CPPUNIT_ASSERT_EQUAL(400, n.post("/api/datasets/out", "", form).status);
+        CPPUNIT_ASSERT_EQUAL(404, n.post("/api/datasets/nope", "operation=commit-circuit-breaker", form).status);
+        CPPUNIT_ASSERT_EQUAL(int64_t(3), n.get("/api/datasets/out").json()["runtime"]["count-uncommitted"].GetInt64());
+        // Rollback discards the staged writes; the offset never moved, so the same run trips again.
+        HttpResponse rolled = n.post("/api/datasets/out", "operation=rollback-circuit-breaker", form);
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(rolled.body, 200, rolled.status);
+        CPPUNIT_ASSERT(!rolled.json()["runtime"]["circuit-breaker-tripped"].GetBool());
+        CPPUNIT_ASSERT_EQUAL(409, n.post("/api/datasets/out", "operation=rollback-circuit-breaker", form).status);
+        CPPUNIT_ASSERT_EQUAL(std::string("1=2,2=2,3=1,4=1"), values());
+        pump = run();
+        CPPUNIT_ASSERT(str(pump["runtime"]["last-run"]["error"]).find("circuit breaker tripped") == 0);
+        // Commit (JSON accepted too) exposes them with the offset that came with them.
+        HttpResponse committed = n.post("/api/datasets/out", R"({"operation": "commit-circuit-breaker"})");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(committed.body, 200, committed.status);
+        CPPUNIT_ASSERT_EQUAL(std::string("1=3,2=2,3=3,4=1,5=3"), values());
+        pump = run();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(sluice::to_json(pump), std::string("completed"), str(pump["runtime"]["last-run"]["status"]));
+        CPPUNIT_ASSERT_EQUAL(std::string("8"), str(pump["runtime"]["last-seen"]));
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), pump["runtime"]["last-run"]["changes"].GetInt64());
+    }
+
+    // Sesam's JSON-pull headers on dataset reads.
+    void testDatasetHeaders() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", R"([{"_id": "h", "type": "pipe", "source": {"type": "embedded",
+            "entities": [{"_id": "a"}, {"_id": "b"}]}}])").status);
+        n.wait_for_pipe_runs("h");
+        HttpResponse r = n.get("/api/datasets/h/entities");
+        CPPUNIT_ASSERT_EQUAL(200, r.status);
+        CPPUNIT_ASSERT_EQUAL(std::string("true"), r.headers["X-Dataset-Populated"]);
+        CPPUNIT_ASSERT_EQUAL(std::string("1"), r.headers["X-Dataset-Max-Updated"]);
+        CPPUNIT_ASSERT_EQUAL(std::string("false"), r.headers["X-Dataset-Filtered"]);
+        const std::string generation = str(n.get("/api/datasets/h").json()["generation"]);
+        CPPUNIT_ASSERT_EQUAL(size_t(36), generation.size());
+        CPPUNIT_ASSERT_EQUAL(generation, r.headers["X-Dataset-Generation"]);
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/datasets/nope/entities").status);
     }
 
     void testDeadLetters() {

@@ -32,6 +32,7 @@ class DtlNodeTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testDtlPipeAndPreview);
     CPPUNIT_TEST(testDtlCommandLine);
     CPPUNIT_TEST(testHopsDependencyTracking);
+    CPPUNIT_TEST(testTripStopsThePipe);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -43,6 +44,44 @@ public:
     void tearDown() override {
         node_.reset();
         dir_.reset();
+    }
+
+    // DTL `trip!`: the run fails with the DTL's message, the sink dataset's circuit breaker trips
+    // (even without thresholds) and the pipe stays stopped until an operator resolves it.
+    void testTripStopsThePipe() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", R"([
+            {"_id": "in", "type": "pipe", "source": {"type": "http_endpoint"}},
+            {"_id": "guard", "type": "pipe", "pump": {"mode": "manual"}, "source": {"type": "dataset", "dataset": "in"},
+             "transform": {"type": "dtl", "rules": {"default": [["copy", "*"],
+                ["if", "_S.bad", [["trip!", ["concat", "bad entity ", "_S._id"]]]]]}}}])").status);
+        int runs = 0;
+        auto run = [&]() {
+            CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/guard/pump", "operation=start", kForm).status);
+            n.wait_for_pipe_runs("guard", ++runs);
+            JsonDocument pump = n.get("/api/pipes/guard/pump").json();
+            JsonDocument last;
+            last.CopyFrom(pump["runtime"]["last-run"], last.GetAllocator());
+            return last;
+        };
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/in/entities", R"([{"_id": "1"}])").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("completed"), str(run()["status"]));
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/in/entities", R"([{"_id": "2", "bad": true}])").status);
+        JsonDocument last = run();
+        CPPUNIT_ASSERT_EQUAL(std::string("failed"), str(last["status"]));
+        CPPUNIT_ASSERT_MESSAGE(str(last["error"]), str(last["error"]).rfind("trip!: bad entity 2", 0) == 0);
+        CPPUNIT_ASSERT(n.get("/api/datasets/guard").json()["runtime"]["circuit-breaker-tripped"].GetBool());
+        // The execution log says why.
+        JsonDocument log = n.get("/api/pipes/guard/log").json();
+        CPPUNIT_ASSERT(str(log[log.Size() - 1]["original_error_message"]).rfind("trip!: ", 0) == 0);
+        last = run();
+        CPPUNIT_ASSERT_MESSAGE(str(last["error"]), str(last["error"]).find("is tripped (trip!: bad entity 2") != std::string::npos);
+        // Fixed upstream, rolled back: the pipe runs again from where it stopped.
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/in/entities", R"([{"_id": "2"}])").status);
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/datasets/guard", "operation=rollback-circuit-breaker", kForm).status);
+        last = run();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(sluice::to_json(last), std::string("completed"), str(last["status"]));
+        CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(2), n.get("/api/datasets/guard/entities?history=false").json().Size());
     }
 
     void testBrokenDtlRejectedWithLocation() {
