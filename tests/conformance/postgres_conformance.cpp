@@ -2,44 +2,17 @@
 // real server that the test starts itself: ManagedPostgres in a temporary directory (as root,
 // the server runs as a system user). Every test gets a fresh database; nothing is skipped.
 #include "conformance_suite.hpp"
+#include "postgres_support.hpp"
 #include "test_support.hpp"
 
-#include <sluice/kernel/managed_postgres.hpp>
-
 #include <libpq-fe.h>
-
-#include <atomic>
 
 namespace sluice::conformance {
 
 namespace {
 
-struct Server {
-    test::TempDir dir{"sluice-pgconf"};
-    kernel::ManagedPostgres pg{dir / "pg"};
-    Server() { pg.start(); }
-};
-
-Server& server() {
-    static Server s;  // stopped (and its directory removed) at exit
-    return s;
-}
-
-// A new empty database on the test server; returns its DSN.
-std::string fresh_database() {
-    static std::atomic<int> counter{0};
-    std::string name = "conf_" + std::to_string(++counter);
-    PGconn* c = PQconnectdb(server().pg.dsn().c_str());
-    CPPUNIT_ASSERT_MESSAGE(PQerrorMessage(c), PQstatus(c) == CONNECTION_OK);
-    PGresult* r = PQexec(c, ("CREATE DATABASE " + name).c_str());
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    std::string error = PQerrorMessage(c);
-    PQclear(r);
-    PQfinish(c);
-    CPPUNIT_ASSERT_MESSAGE(error, ok);
-    std::string dsn = server().pg.dsn();
-    return dsn.replace(dsn.find("dbname=sluice"), 13, "dbname=" + name);
-}
+// A new empty database on the suite's server; returns its DSN.
+std::string fresh_database() { return test::fresh_postgres_database("conf"); }
 
 std::string json_text(const std::string& s) {
     rapidjson::StringBuffer buffer;

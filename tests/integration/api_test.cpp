@@ -1,6 +1,7 @@
 // The Sesam-compatible service API against a real node: configuration endpoints with bad input
 // changing nothing, env and secrets, the config zip, run-all-pipes, entities per stage,
 // receiver → pipe → publisher, and run trees.
+#include "postgres_support.hpp"
 #include "test_support.hpp"
 
 #include <cppunit/extensions/HelperMacros.h>
@@ -13,6 +14,16 @@ using sluice::Json;
 using sluice::JsonDocument;
 
 namespace {
+
+// The node's storage for this run of the suite (SLUICE_TEST_STORAGE): memory, or a fresh
+// PostgreSQL database per test.
+std::vector<std::string> storage_args(std::vector<std::string> extra) {
+    std::vector<std::string> args = test_storage() == "postgres"
+                                        ? std::vector<std::string>{"--postgres", fresh_postgres_database("api")}
+                                        : std::vector<std::string>{"--storage", "memory"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+}
 
 std::string str(const Json& v) { return v.IsString() ? v.GetString() : sluice::to_json(v); }
 
@@ -55,10 +66,11 @@ class ApiTest : public CppUnit::TestFixture {
 public:
     void setUp() override {
         dir_ = std::make_unique<TempDir>();
-        node_ = std::make_unique<NodeProcess>((*dir_) / "data",
-                                              std::vector<std::string>{"--storage", "memory", "--plugin-dir",
-                                                                       SLUICE_TEST_FIXTURE_DIR});
+        node_ = std::make_unique<NodeProcess>((*dir_) / "data", storage_args({"--plugin-dir", SLUICE_TEST_FIXTURE_DIR}));
         node_->start();
+        // The suite really runs on the storage it was asked for.
+        const std::string storage = node_->get("/api/status").json()["storage"].GetString();
+        CPPUNIT_ASSERT_MESSAGE(storage, storage.rfind(test_storage(), 0) == 0);
     }
     void tearDown() override {
         node_.reset();
@@ -309,6 +321,15 @@ public:
         CPPUNIT_ASSERT_EQUAL(200, disabled.status);
         CPPUNIT_ASSERT(disabled.json()["runtime"]["is-disabled"].GetBool());
         CPPUNIT_ASSERT(!n.post("/api/pipes/a/pump", R"({"operation": "enable"})").json()["runtime"]["is-disabled"].GetBool());
+        // A disabled pipe that is removed and added again starts enabled (the flag went with it);
+        // while configured, a config change keeps it disabled.
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/c/pump", "operation=disable", form).status);
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/pipes/c/config", R"({"_id": "c", "type": "pipe",
+            "source": {"type": "dataset", "dataset": "b"}, "pump": {"mode": "manual"}, "comment": "x"})").status);
+        CPPUNIT_ASSERT(n.get("/api/pipes/c/pump").json()["runtime"]["is-disabled"].GetBool());
+        CPPUNIT_ASSERT_EQUAL(200, n.del("/api/pipes/c").status);
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", kChain).status);
+        CPPUNIT_ASSERT(!n.get("/api/pipes/c/pump").json()["runtime"]["is-disabled"].GetBool());
         HttpResponse bad = n.post("/api/pipes/a/pump", "operation=explode", form);
         CPPUNIT_ASSERT_EQUAL(400, bad.status);
         CPPUNIT_ASSERT(bad.body.find("doesn't support the operation") != std::string::npos);

@@ -1,6 +1,7 @@
 // DTL inside a running node: broken DTL rejected at upload with its location, a DTL pipe,
 // POST /api/dtl/preview, `sluice dtl eval|run`, and a hops join whose dependency tracking
 // re-emits only the main entities that reached a changed joined entity.
+#include "postgres_support.hpp"
 #include "test_support.hpp"
 
 #include <cppunit/extensions/HelperMacros.h>
@@ -13,6 +14,16 @@ using sluice::Json;
 using sluice::JsonDocument;
 
 namespace {
+
+// The node's storage for this run of the suite (SLUICE_TEST_STORAGE): memory, or a fresh
+// PostgreSQL database per test.
+std::vector<std::string> storage_args(std::vector<std::string> extra) {
+    std::vector<std::string> args = test_storage() == "postgres"
+                                        ? std::vector<std::string>{"--postgres", fresh_postgres_database("api")}
+                                        : std::vector<std::string>{"--storage", "memory"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+}
 
 std::string str(const Json& v) { return v.IsString() ? v.GetString() : sluice::to_json(v); }
 
@@ -38,8 +49,11 @@ class DtlNodeTest : public CppUnit::TestFixture {
 public:
     void setUp() override {
         dir_ = std::make_unique<TempDir>();
-        node_ = std::make_unique<NodeProcess>((*dir_) / "data", std::vector<std::string>{"--storage", "memory"});
+        node_ = std::make_unique<NodeProcess>((*dir_) / "data", storage_args({}));
         node_->start();
+        // The suite really runs on the storage it was asked for.
+        const std::string storage = node_->get("/api/status").json()["storage"].GetString();
+        CPPUNIT_ASSERT_MESSAGE(storage, storage.rfind(test_storage(), 0) == 0);
     }
     void tearDown() override {
         node_.reset();
