@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <memory>
 #include <thread>
+#include <unordered_set>
 
 namespace sluice::kernel {
 
@@ -275,6 +276,7 @@ public:
                 return status;
             }
             result.entities_to_sink += current_count;
+            if (pipe.pump.track_dead_letters) resolve_dead_letters(current);
             if (ctx.state_committed) {
                 result.last_seen = token;
             } else if (continuation) {
@@ -283,8 +285,33 @@ public:
         } else if (continuation) {
             commit_token(token);
         }
+        rejected_now.clear();
         if (options.on_progress) options.on_progress(result.entities_read);
         return SLUICE_OK;
+    }
+
+    // track_dead_letters: the entities of a batch the sink took (all but those just rejected)
+    // delete their dead letters — one lookup per batch, one write when any are found.
+    void resolve_dead_letters(const std::string& batch_json) {
+        JsonDocument batch = parse_json(batch_json, "batch");
+        JsonDocument ids(rapidjson::kArrayType);
+        for (const Json& e : batch.GetArray()) {
+            const Json* id = find_member(e, "_id");
+            if (id && id->IsString() && !rejected_now.count(std::string(as_view(*id))))
+                ids.PushBack(Json(*id, ids.GetAllocator()), ids.GetAllocator());
+        }
+        if (ids.Empty()) return;
+        JsonDocument found = parse_json(store.lookup(pipe.pump.dead_letter_dataset, "_id", to_json(ids)), "dead letters");
+        sluice::BatchBuilder resolved;
+        for (const Json& letter : found.GetArray()) {
+            JsonDocument tombstone(rapidjson::kObjectType);
+            auto& a = tombstone.GetAllocator();
+            tombstone.AddMember("_id", Json(letter["_id"], a), a);
+            tombstone.AddMember("_deleted", true, a);
+            tombstone.AddMember("resolved_by_run", Json(result.run_id.c_str(), a), a);
+            resolved.add(tombstone);
+        }
+        if (!resolved.empty()) store.write(pipe.pump.dead_letter_dataset, resolved.text(), resolved.count());
     }
 
     // One sink write, retried (with back-off) while the sink answers RETRY.
@@ -330,6 +357,7 @@ public:
             letter.AddMember("entity", Json(entity, a), a);
             letter.AddMember("ts", now_us(), a);
             letters.add(letter);
+            rejected_now.insert(entity_id);
         }
         try {
             store.write(pipe.pump.dead_letter_dataset, letters.text(), letters.count());
@@ -368,6 +396,7 @@ public:
     };
     Breaker breaker;
     JsonDocument pending_deps;  // dependency offsets held until the staged writes are committed
+    std::unordered_set<std::string> rejected_now;  // ids dead-lettered from the batch in hand
 
     const PipeConfig& pipe;
     const NodeConfig& config;

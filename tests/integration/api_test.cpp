@@ -497,6 +497,26 @@ public:
         JsonDocument failed = n.get("/api/pipes/strict/pump").json();
         CPPUNIT_ASSERT_EQUAL(std::string("failed"), str(failed["runtime"]["last-run"]["status"]));
         CPPUNIT_ASSERT(str(failed["runtime"]["last-run"]["error"]).find("not acceptable") != std::string::npos);
+
+        // track_dead_letters: a later version that the sink takes deletes the dead letter.
+        CPPUNIT_ASSERT_EQUAL(201, n.post("/api/pipes", R"([{"_id": "tracked", "type": "pipe",
+            "pump": {"dead_letter_dataset": "tracked-dead", "track_dead_letters": true},
+            "source": {"type": "http_endpoint"}, "sink": {"type": "fixture_picky"}}])").status);
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/tracked/entities",
+                                         R"([{"_id": "x", "bad": true}, {"_id": "y", "bad": true}, {"_id": "z"}])").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("x,y"), ids_of(n.get("/api/datasets/tracked-dead/entities?history=false&deleted=false").json()));
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/tracked/entities", R"([{"_id": "x"}, {"_id": "y", "bad": true}])").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("y"), ids_of(n.get("/api/datasets/tracked-dead/entities?history=false&deleted=false").json()));
+        // Bad input: the option must be a boolean and needs a dead-letter dataset; nothing changes.
+        const std::string config = n.get("/api/config").body;
+        HttpResponse bad = n.post("/api/pipes", R"([{"_id": "t2", "type": "pipe", "pump": {"track_dead_letters": true},
+            "source": {"type": "embedded", "entities": []}}])");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(bad.body, 400, bad.status);
+        CPPUNIT_ASSERT_EQUAL(std::string("/pump/track_dead_letters"), str(bad.json()["validation_errors"][0]["pointer"]));
+        CPPUNIT_ASSERT_EQUAL(400, n.post("/api/pipes", R"([{"_id": "t3", "type": "pipe",
+            "pump": {"use_dead_letter_dataset": true, "track_dead_letters": "yes"},
+            "source": {"type": "embedded", "entities": []}}])").status);
+        CPPUNIT_ASSERT_EQUAL(config, n.get("/api/config").body);
     }
 
 private:
