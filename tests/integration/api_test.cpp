@@ -453,6 +453,28 @@ public:
         CPPUNIT_ASSERT_EQUAL_MESSAGE(sluice::to_json(pump), std::string("completed"), str(pump["runtime"]["last-run"]["status"]));
         CPPUNIT_ASSERT_EQUAL(std::string("8"), str(pump["runtime"]["last-seen"]));
         CPPUNIT_ASSERT_EQUAL(int64_t(0), pump["runtime"]["last-run"]["changes"].GetInt64());
+
+        // A receiver's full sync is staged across its requests and committed by the last one; a
+        // stage whose run never finished is discarded when the pipe next starts afresh.
+        CPPUNIT_ASSERT_EQUAL(201, n.post("/api/pipes", R"([{"_id": "recv", "type": "pipe", "source": {"type": "http_endpoint"},
+            "sink": {"type": "dataset", "dataset": "recv", "circuit_breaker_threshold_count": 1}}])").status);
+        auto recv = [&](const std::string& query, const std::string& body) {
+            HttpResponse r = n.post("/api/receivers/recv/entities" + query, body);
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(r.body, 200, r.status);
+        };
+        auto recv_a = [&]() { return str(n.get("/api/datasets/recv/entity?entity_id=a").json()["v"]); };
+        auto uncommitted = [&]() { return n.get("/api/datasets/recv").json()["runtime"]["count-uncommitted"].GetInt64(); };
+        recv("", R"([{"_id": "a", "v": 1}, {"_id": "b", "v": 1}])");
+        recv("?is_full=true&sequence_id=s1&is_first=true&is_last=false", R"([{"_id": "a", "v": 2}])");
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), uncommitted());
+        CPPUNIT_ASSERT_EQUAL(std::string("1"), recv_a());
+        recv("?is_full=true&sequence_id=s2&is_first=true&is_last=true", R"([{"_id": "a", "v": 1}, {"_id": "b", "v": 1}])");
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), uncommitted());
+        CPPUNIT_ASSERT_EQUAL(std::string("1"), recv_a());
+        recv("?is_full=true&sequence_id=s3&is_first=true&is_last=false", R"([{"_id": "a", "v": 3}])");
+        recv("?is_full=true&sequence_id=s3&is_first=false&is_last=true", R"([{"_id": "b", "v": 1}])");
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), uncommitted());
+        CPPUNIT_ASSERT_EQUAL(std::string("3"), recv_a());
     }
 
     // Sesam's JSON-pull headers on dataset reads.
