@@ -30,6 +30,7 @@ class PostgresConformance : public StorageConformance {
     CPPUNIT_TEST(testUnreachableServerIsAClearError);
     CPPUNIT_TEST(testNewerSchemaIsRefused);
     CPPUNIT_TEST(testOnePooledConnectionIsEnough);
+    CPPUNIT_TEST(testMigratesSchemaOne);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -56,6 +57,31 @@ public:
         const std::string& error = loaderHost().last_error();
         CPPUNIT_ASSERT_MESSAGE(error, error.find("schema version 99") != std::string::npos);
         store_.reset();
+    }
+
+    // A database written by schema 1 (no stage) is upgraded at open: existing datasets get their
+    // stage table and keep their data.
+    void testMigratesSchemaOne() {
+        store_->write("d", R"([{"_id":"a","v":1}])");
+        store_.reset();
+        PGconn* c = PQconnectdb(dsn_.c_str());
+        for (const char* sql : {"DROP TABLE sluice_stage_1",
+                                "ALTER TABLE sluice_datasets DROP COLUMN staged, DROP COLUMN stage_state_key,"
+                                " DROP COLUMN stage_state, DROP COLUMN breaker",
+                                "DELETE FROM sluice_schema_version WHERE version = 2"}) {
+            PGresult* r = PQexec(c, sql);
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(std::string(sql) + ": " + PQerrorMessage(c), PGRES_COMMAND_OK, PQresultStatus(r));
+            PQclear(r);
+        }
+        PQfinish(c);
+        store_ = reopenStore();
+        CPPUNIT_ASSERT_MESSAGE(loaderHost().last_error(), store_->valid());
+        JsonDocument w = store_->write("d", R"([{"_id":"a","v":2}])", R"({"stage":true})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), w["staged"].GetInt64());
+        store_->command(R"({"op":"stage_commit","dataset":"d"})");
+        JsonDocument a = store_->command(R"({"op":"get","dataset":"d","id":"a"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(2), a["v"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), a["_previous"].GetInt64());
     }
 
     // Pool of one: a read gives its connection back before each chunk is delivered, so a
