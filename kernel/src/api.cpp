@@ -401,9 +401,21 @@ private:
                             "supported: commit-circuit-breaker, rollback-circuit-breaker");
         JsonDocument info = dataset_or_404(id);
         const Json* breaker = find_member(info, "circuit_breaker");
-        if ((!breaker || !breaker->IsObject()) && int_or(info, "staged", 0) == 0)
-            throw HttpError(HTTPResponse::HTTP_CONFLICT, "the circuit breaker is not tripped",
-                            "dataset '" + id + "' has no tripped circuit breaker and nothing staged");
+        if (!breaker || !breaker->IsObject()) {
+            // Not tripped: what is staged belongs to a run in progress (committing or discarding
+            // it under that run would lose the batches whose offset it holds), or to one that
+            // never finished, which only an operator can resolve when the dataset is shared.
+            if (int_or(info, "staged", 0) == 0)
+                throw HttpError(HTTPResponse::HTTP_CONFLICT, "the circuit breaker is not tripped",
+                                "dataset '" + id + "' has no tripped circuit breaker and nothing staged");
+            auto config = node_.config();
+            for (const auto& [pipe_id, pipe] : config->pipes()) {
+                auto status = node_.pumps().status(pipe_id);
+                if (pipe.output_dataset == id && status && status->running)
+                    throw HttpError(HTTPResponse::HTTP_CONFLICT, "a run is staging writes to this dataset",
+                                    "pipe '" + pipe_id + "' is running; its writes are committed when it ends");
+            }
+        }
         JsonDocument cmd(rapidjson::kObjectType);
         auto& a = cmd.GetAllocator();
         cmd.AddMember("op", Json(op == "commit-circuit-breaker" ? "stage_commit" : "stage_rollback", a), a);

@@ -641,6 +641,14 @@ std::string prepare_breaker(Run& run, const PushedInput* pushed) {
     }
     const bool continuing = pushed && !pushed->first;  // a later request of a staged full sync
     if (int_or(info, "staged", 0) > 0 && !continuing) {
+        // Another pipe writing the same dataset may be staging right now: its stage is not ours
+        // to discard (that would lose the batches whose offset it holds).
+        for (const auto& [id, other] : run.config.pipes()) {
+            if (id != pipe.id && other.output_dataset == b.dataset)
+                return "dataset '" + b.dataset + "' holds writes staged by another pipe's run ('" + id +
+                       "' also writes it); if no run of it is in progress, resolve them with POST /api/datasets/" +
+                       b.dataset + " operation=commit-circuit-breaker or operation=rollback-circuit-breaker";
+        }
         // Staged by a run that never finished (the node stopped mid-run): its offset was held
         // with it, so discarding it loses nothing; this run redoes the work.
         cmd.RemoveMember("op");

@@ -475,6 +475,20 @@ public:
         recv("?is_full=true&sequence_id=s3&is_first=false&is_last=true", R"([{"_id": "b", "v": 1}])");
         CPPUNIT_ASSERT_EQUAL(int64_t(0), uncommitted());
         CPPUNIT_ASSERT_EQUAL(std::string("3"), recv_a());
+
+        // Two pipes writing one dataset: an unfinished stage of one is not the other's to
+        // discard; the other is refused until an operator resolves it (no run in progress).
+        CPPUNIT_ASSERT_EQUAL(201, n.post("/api/pipes", R"([{"_id": "recv2", "type": "pipe",
+            "source": {"type": "http_endpoint"}, "sink": {"type": "dataset", "dataset": "recv"}}])").status);
+        recv("?is_full=true&sequence_id=s4&is_first=true&is_last=false", R"([{"_id": "a", "v": 4}])");
+        HttpResponse refused = n.post("/api/receivers/recv2/entities", R"([{"_id": "c"}])");
+        CPPUNIT_ASSERT_EQUAL(500, refused.status);
+        CPPUNIT_ASSERT_MESSAGE(refused.body, refused.body.find("staged by another pipe's run") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), uncommitted());
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/datasets/recv", "operation=rollback-circuit-breaker", form).status);
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), uncommitted());
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/recv2/entities", R"([{"_id": "c"}])").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("3"), recv_a());
     }
 
     // Sesam's JSON-pull headers on dataset reads.
