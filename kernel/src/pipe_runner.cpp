@@ -393,6 +393,7 @@ public:
         std::string rule;     // how the limit was computed, for the message
         int64_t staged = 0;   // versions staged so far
         bool tripped = false;
+        bool populated = false;  // the dataset was populated when the run started
     };
     Breaker breaker;
     JsonDocument pending_deps;  // dependency offsets held until the staged writes are committed
@@ -655,11 +656,12 @@ std::string prepare_breaker(Run& run, const PushedInput* pushed) {
         cmd.AddMember("op", "stage_rollback", cmd.GetAllocator());
         run.store.command(cmd);
     }
+    b.populated = bool_or(info, "populated", false);
     JsonDocument sink = parse_json(pipe.sink.config_json, "sink config");
     const Json* factor = find_member(sink, "circuit_breaker_threshold_factor");
     const Json* count = find_member(sink, "circuit_breaker_threshold_count");
     const bool has_factor = factor && factor->IsNumber(), has_count = count && count->IsInt64();
-    if ((!has_factor && !has_count) || !bool_or(info, "populated", false)) return {};
+    if ((!has_factor && !has_count) || !b.populated) return {};
     // A fraction of the unique ids (deleted ones included) and/or a count: the larger applies.
     const int64_t ids = int_or(info, "count", 0) + int_or(info, "deleted", 0);
     b.limit = 0;
@@ -681,7 +683,7 @@ std::string prepare_breaker(Run& run, const PushedInput* pushed) {
 // — embedded, a receiver — counts as reading a populated source); `never` never marks it.
 void mark_populated(Run& run) {
     const PipeConfig& pipe = run.pipe;
-    if (run.breaker.dataset.empty()) return;
+    if (run.breaker.dataset.empty() || run.breaker.populated) return;  // nothing to do: no storage call
     JsonDocument sink = parse_json(pipe.sink.config_json, "sink config");
     const std::string policy = string_or(sink, "set_initial_offset", "if-source-populated");
     if (policy == "never") return;
@@ -691,8 +693,6 @@ void mark_populated(Run& run) {
         cmd.AddMember("dataset", Json(dataset.c_str(), cmd.GetAllocator()), cmd.GetAllocator());
         return run.store.command(cmd);
     };
-    JsonDocument own = info_of(run.breaker.dataset);
-    if (own.IsObject() && bool_or(own, "populated", false)) return;
     if (policy == "if-source-populated") {
         for (const std::string& input : pipe.input_datasets) {
             JsonDocument info = info_of(input);
