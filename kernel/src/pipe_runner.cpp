@@ -335,6 +335,7 @@ public:
             ctx.log_source = "pipe:" + pipe.id;
             sluice_batch out{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, one.data(), one.size(), 1, nullptr};
             if (write_with_retries(ctx, out) == SLUICE_OK) continue;
+            if (breaker.tripped) return SLUICE_ERROR;  // staged, then over the limit: not a rejection
             if (int32_t status = dead_letter(one, ctx.error()); status != SLUICE_OK) return status;
         }
         return SLUICE_OK;
