@@ -400,6 +400,12 @@ public:
             for (const std::string& p : pairs) out += (out.empty() ? "" : ",") + p;
             return out;
         };
+        // A bad threshold is a located error.
+        HttpResponse bad = n.post("/api/pipes", R"([{"_id": "x", "type": "pipe", "source": {"type": "dataset", "dataset": "in"},
+            "sink": {"type": "dataset", "dataset": "x", "circuit_breaker_threshold_factor": -0.5}}])");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(bad.body, 400, bad.status);
+        CPPUNIT_ASSERT_EQUAL(std::string("/sink/circuit_breaker_threshold_factor"),
+                             str(bad.json()["validation_errors"][0]["pointer"]));
         push(R"([{"_id": "1", "v": 1}, {"_id": "2", "v": 1}, {"_id": "3", "v": 1}, {"_id": "4", "v": 1}])");
         // The first run fills an unpopulated dataset: the breaker does not apply yet.
         JsonDocument pump = run();
