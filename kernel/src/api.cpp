@@ -142,6 +142,13 @@ std::string read_query(const std::string& dataset, Request& req, bool history_de
     q.AddMember("history", req.flag("history", history_default), a);
     q.AddMember("deleted", req.flag("deleted", true), a);
     q.AddMember("reverse", req.flag("reverse", false), a);
+    if (req.flag("uncommitted", false)) {
+        // Circuit-breaker debugging: the staged versions after the log (not with reverse).
+        if (req.flag("reverse", false))
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid query parameters",
+                            "'uncommitted' cannot be combined with 'reverse'");
+        q.AddMember("uncommitted", true, a);
+    }
     return to_json(q);
 }
 
@@ -161,8 +168,21 @@ Json dataset_json(const Json& info, JsonAllocator& a) {
     runtime.AddMember("count-log-exists", int_or(info, "versions", 0), a);
     runtime.AddMember("populated", bool_or(info, "populated", false), a);
     if (const Json* last = find_member(info, "last_offset")) runtime.AddMember("last-offset", Json(*last, a), a);
+    const Json* breaker = find_member(info, "circuit_breaker");
+    runtime.AddMember("circuit-breaker-tripped", breaker != nullptr && breaker->IsObject(), a);
+    runtime.AddMember("count-uncommitted", int_or(info, "staged", 0), a);
     o.AddMember("runtime", runtime, a);
     return o;
+}
+
+// Sesam's JSON-pull headers (reference §5.6) from a dataset's info. Completeness and restore
+// info are not tracked by Sluice, so those headers are not sent.
+void set_dataset_headers(HTTPServerResponse& response, const Json& info, bool filtered) {
+    response.set("X-Dataset-Populated", bool_or(info, "populated", false) ? "true" : "false");
+    const Json* last = find_member(info, "last_offset");
+    response.set("X-Dataset-Max-Updated", last ? to_json(*last) : "null");
+    response.set("X-Dataset-Generation", string_or(info, "generation", ""));
+    response.set("X-Dataset-Filtered", filtered ? "true" : "false");
 }
 
 std::map<std::string, std::string> request_fields(Request& req) {
@@ -344,8 +364,13 @@ private:
             send_json(res, node_.store().command(cmd));
         });
         route("GET", "/api/datasets/{id}/entities", [this](Request& req, HTTPServerResponse& res) {
-            dataset_or_404(req.params[0]);
-            stream_entities(node_.store(), read_query(req.params[0], req, true), res);
+            JsonDocument info = dataset_or_404(req.params[0]);
+            const std::string query = read_query(req.params[0], req, true);
+            set_dataset_headers(res, info, false);
+            stream_entities(node_.store(), query, res);
+        });
+        route("POST", "/api/datasets/{id}", [this](Request& req, HTTPServerResponse& res) {
+            circuit_breaker_operation(req, res);
         });
         route("GET", "/api/datasets/{id}/entity", [this](Request& req, HTTPServerResponse& res) {
             auto entity_id = req.param("entity_id");
@@ -361,6 +386,45 @@ private:
                                 "dataset '" + req.params[0] + "' has no entity '" + *entity_id + "'");
             send_json(res, entity);
         });
+    }
+
+    // POST /api/datasets/{id} operation=commit-circuit-breaker | rollback-circuit-breaker
+    // (reference §2.9, §5.4): exposes or discards what the tripped run staged, and lets the pipe
+    // run again. Form-encoded like Sesam's client, or JSON.
+    void circuit_breaker_operation(Request& req, HTTPServerResponse& res) {
+        const std::string& id = req.params[0];
+        std::map<std::string, std::string> fields = request_fields(req);
+        const std::string op = fields.count("operation") ? fields["operation"] : "";
+        if (op != "commit-circuit-breaker" && op != "rollback-circuit-breaker")
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST,
+                            op.empty() ? std::string("missing 'operation'") : "unsupported operation '" + op + "'",
+                            "supported: commit-circuit-breaker, rollback-circuit-breaker");
+        JsonDocument info = dataset_or_404(id);
+        const Json* breaker = find_member(info, "circuit_breaker");
+        if (!breaker || !breaker->IsObject()) {
+            // Not tripped: what is staged belongs to a run in progress (committing or discarding
+            // it under that run would lose the batches whose offset it holds), or to one that
+            // never finished, which only an operator can resolve when the dataset is shared.
+            if (int_or(info, "staged", 0) == 0)
+                throw HttpError(HTTPResponse::HTTP_CONFLICT, "the circuit breaker is not tripped",
+                                "dataset '" + id + "' has no tripped circuit breaker and nothing staged");
+            auto config = node_.config();
+            for (const auto& [pipe_id, pipe] : config->pipes()) {
+                auto status = node_.pumps().status(pipe_id);
+                if (pipe.output_dataset == id && status && status->running)
+                    throw HttpError(HTTPResponse::HTTP_CONFLICT, "a run is staging writes to this dataset",
+                                    "pipe '" + pipe_id + "' is running; its writes are committed when it ends");
+            }
+        }
+        JsonDocument cmd(rapidjson::kObjectType);
+        auto& a = cmd.GetAllocator();
+        cmd.AddMember("op", Json(op == "commit-circuit-breaker" ? "stage_commit" : "stage_rollback", a), a);
+        cmd.AddMember("dataset", Json(id.c_str(), a), a);
+        node_.store().command(cmd);
+        JsonDocument after = dataset_or_404(id);
+        JsonDocument doc;
+        Json o = dataset_json(after, doc.GetAllocator());
+        send_json(res, o);
     }
 
     JsonDocument dataset_or_404(const std::string& id) {

@@ -151,6 +151,9 @@ Json pump_json(const PumpStatus& s, DatasetStore& store, JsonAllocator& a);
 Json pipe_json(const PipeConfig& pipe, Node& node, JsonAllocator& a);
 // Streams a dataset read (query JSON for DatasetStore::read) as one JSON array, chunked.
 void stream_entities(DatasetStore& store, const std::string& query, HTTPServerResponse& response);
+// Sesam's X-Dataset-* JSON-pull headers from a dataset's `info` (`filtered`: a transform may
+// hide the newest entity). Call before the body is sent.
+void set_dataset_headers(HTTPServerResponse& response, const Json& info, bool filtered);
 // The read query for `dataset` from since/limit/history/deleted/reverse query parameters.
 std::string read_query(const std::string& dataset, Request& req, bool history_default);
 

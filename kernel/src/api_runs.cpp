@@ -222,16 +222,30 @@ void register_run_routes(Router& r, Node& node) {
                             "stage must be source, before-transforms, after-transforms or sink");
         stream_evaluation(node, pipe, *config, *stage, req.param("since").value_or(""), req.integer("limit"), res);
     });
-    r.add("GET", "/api/publishers/{id}/entities", [&node](Request& req, HTTPServerResponse& res) {
+    // Also `/entities/<filename>` (reference §3.6): the sink's `filename`, for clients that want one.
+    auto publish_entities = [&node](Request& req, HTTPServerResponse& res) {
         auto config = node.config();
         const PipeConfig& pipe = pipe_or_404(*config, req.params[0]);
         if (pipe.sink.type != "http_endpoint")
             throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "not a publisher",
                             "pipe '" + pipe.id + "' has no http_endpoint sink");
+        // A pipe reading one dataset answers with that dataset's headers (reference §5.6), so a
+        // client can tell a recreated or unpopulated upstream; any transform may filter.
+        if (pipe.source.type == "dataset" && pipe.input_datasets.size() == 1) {
+            JsonDocument cmd(rapidjson::kObjectType);
+            cmd.AddMember("op", "info", cmd.GetAllocator());
+            cmd.AddMember("dataset", Json(pipe.input_datasets[0].c_str(), cmd.GetAllocator()), cmd.GetAllocator());
+            JsonDocument info = node.store().command(cmd);
+            if (info.IsObject()) set_dataset_headers(res, info, !pipe.transforms.empty());
+        }
         stream_evaluation(node, pipe, *config, Stage::Sink, req.param("since").value_or(""), req.integer("limit"), res);
-    });
+    };
+    r.add("GET", "/api/publishers/{id}/entities", publish_entities);
+    r.add("GET", "/api/publishers/{id}/entities/{filename}", publish_entities);
 
-    r.add("GET", "/api/publishers/{id}/{format}", [&node](Request& req, HTTPServerResponse& res) {
+    // `/api/publishers/<pipe>/csv/<file>.csv` (reference §3.6, §5.6): the same document under a
+    // file name of the client's choosing (spreadsheet programs use it as the sheet's name).
+    auto publish_document = [&node](Request& req, HTTPServerResponse& res) {
         auto config = node.config();
         const PipeConfig& pipe = pipe_or_404(*config, req.params[0]);
         const std::string& format = req.params[1];
@@ -264,7 +278,9 @@ void register_run_routes(Router& r, Node& node) {
             Poco::Logger::get("sluice.api").error("publisher " + pipe.id + " failed while streaming: " + e.what());
         }
         open();
-    });
+    };
+    r.add("GET", "/api/publishers/{id}/{format}", publish_document);
+    r.add("GET", "/api/publishers/{id}/{format}/{file}", publish_document);
 
     // ---- receivers ---------------------------------------------------------------------------
     r.add("POST", "/api/receivers/{id}/entities", [&node](Request& req, HTTPServerResponse& res) {

@@ -23,7 +23,7 @@ const char* kPage = R"HTML(<!doctype html>
 <table><thead><tr><th>pipe</th><th>state</th><th>last run</th><th>entities</th><th>changes</th><th>error</th><th></th></tr></thead>
 <tbody id="pipes"></tbody></table>
 <h2>Datasets</h2>
-<table><thead><tr><th>dataset</th><th>entities</th><th>deleted</th><th>versions</th></tr></thead>
+<table><thead><tr><th>dataset</th><th>entities</th><th>deleted</th><th>versions</th><th>circuit breaker</th></tr></thead>
 <tbody id="datasets"></tbody></table>
 <p><small>API: <a href="/api/openapi.json">/api/openapi.json</a> · <a href="/metrics">/metrics</a></small></p>
 <script>
@@ -31,6 +31,12 @@ const esc = s => String(s ?? "").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;
 async function pump(id, op) {
   await fetch(`/api/pipes/${encodeURIComponent(id)}/pump`, {method: "POST",
     headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: "operation=" + op});
+  refresh();
+}
+async function breaker(id, op) {
+  const r = await fetch(`/api/datasets/${encodeURIComponent(id)}`, {method: "POST",
+    headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: "operation=" + op + "-circuit-breaker"});
+  if (!r.ok) alert((await r.json()).detail);
   refresh();
 }
 async function refresh() {
@@ -51,7 +57,12 @@ async function refresh() {
   document.getElementById("datasets").innerHTML = datasets.map(d => `<tr>
     <td><a href="/api/datasets/${encodeURIComponent(d._id)}/entities?history=false&limit=100">${esc(d._id)}</a></td>
     <td>${esc(d.runtime["count-index-exists"])}</td><td>${esc(d.runtime["count-index-deleted"])}</td>
-    <td>${esc(d.runtime["count-log-exists"])}</td></tr>`).join("");
+    <td>${esc(d.runtime["count-log-exists"])}</td>
+    <td>${d.runtime["circuit-breaker-tripped"] ? `<span class="failed">tripped: ${esc(d.circuit_breaker.reason)}</span>
+      (${esc(d.runtime["count-uncommitted"])} staged,
+      <a href="/api/datasets/${encodeURIComponent(d._id)}/entities?uncommitted=true&since=${esc(d.runtime["last-offset"] ?? "")}">see</a>)
+      <button onclick="breaker('${esc(d._id)}','commit')">commit</button>
+      <button onclick="breaker('${esc(d._id)}','rollback')">roll back</button>` : ""}</td></tr>`).join("");
 }
 refresh(); setInterval(refresh, 3000);
 </script></body></html>

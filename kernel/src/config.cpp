@@ -364,6 +364,15 @@ std::shared_ptr<const NodeConfig> NodeConfig::build(const Json& entities, const 
                 } else if (bool_or(*pump, "use_dead_letter_dataset", false)) {
                     pipe.pump.dead_letter_dataset = "system:dead-letter:" + pipe.id;
                 }
+                if (const Json* track = find_member(*pump, "track_dead_letters")) {
+                    if (!track->IsBool())
+                        b.problem(pipe.id, "/pump/track_dead_letters", "track_dead_letters must be true or false");
+                    else if (track->GetBool() && pipe.pump.dead_letter_dataset.empty())
+                        b.problem(pipe.id, "/pump/track_dead_letters",
+                                  "track_dead_letters needs dead_letter_dataset (or use_dead_letter_dataset)");
+                    else
+                        pipe.pump.track_dead_letters = track->GetBool();
+                }
             }
         }
 

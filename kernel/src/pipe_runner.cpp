@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <memory>
 #include <thread>
+#include <unordered_set>
 
 namespace sluice::kernel {
 
@@ -157,8 +158,52 @@ public:
 
     void commit_token(const std::string& token) {
         JsonDocument state = state_with(token);
-        store.state_put(PipeRunner::state_key(pipe.id), state);
+        if (breaker.enabled) {
+            // Held with the staged writes: the offset moves exactly when they become visible.
+            JsonDocument options(rapidjson::kObjectType);
+            auto& a = options.GetAllocator();
+            Json held(rapidjson::kObjectType);
+            held.AddMember("key", Json(PipeRunner::state_key(pipe.id).c_str(), a), a);
+            held.AddMember("value", Json(state, a), a);
+            options.AddMember("stage", true, a);
+            options.AddMember("state", held, a);
+            store.write(breaker.dataset, "[]", 0, to_json(options));
+        } else {
+            store.state_put(PipeRunner::state_key(pipe.id), state);
+        }
         result.last_seen = token;
+    }
+
+    // Trips the sink dataset's circuit breaker: what this run staged stays staged (invisible)
+    // until an operator commits or rolls it back, and the pipe does not run meanwhile.
+    void trip(const std::string& reason, int64_t staged) {
+        breaker.tripped = true;
+        fail(reason);
+        JsonDocument cmd(rapidjson::kObjectType);
+        auto& a = cmd.GetAllocator();
+        cmd.AddMember("op", "stage_trip", a);
+        cmd.AddMember("dataset", Json(breaker.dataset.c_str(), a), a);
+        Json info(rapidjson::kObjectType);
+        info.AddMember("pipe", Json(pipe.id.c_str(), a), a);
+        info.AddMember("run_id", Json(result.run_id.c_str(), a), a);
+        info.AddMember("reason", Json(reason.c_str(), a), a);
+        info.AddMember("staged", staged, a);
+        if (breaker.enabled) info.AddMember("limit", breaker.limit, a);
+        info.AddMember("tripped_us", now_us(), a);
+        cmd.AddMember("info", info, a);
+        store.command(cmd);
+    }
+
+    // After a staged write: trips the breaker when the run's staged versions exceed the limit.
+    // Returns false when it tripped.
+    bool check_breaker(int64_t staged) {
+        if (staged <= breaker.limit) return true;
+        trip("circuit breaker tripped: this run would change more than " + std::to_string(breaker.limit) +
+                 " entities of dataset '" + breaker.dataset + "' (" + breaker.rule +
+                 "); its writes are staged and not visible. Commit or roll them back with POST /api/datasets/" +
+                 breaker.dataset + " operation=commit-circuit-breaker or operation=rollback-circuit-breaker",
+             staged);
+        return false;
     }
 
     // Sends one batch through the transforms and into the sink. Returns a status; on failure
@@ -178,6 +223,15 @@ public:
                             current_count, nullptr};
             int32_t status = transforms[i]->info().transform()->transform(transforms[i]->handle(), &ctx, &in);
             if (status != SLUICE_OK) {
+                // DTL `trip!` (its message starts "trip!: "): the run fails with that message and
+                // the sink dataset's circuit breaker trips, keeping whatever the run staged.
+                if (ctx.error().rfind("trip!: ", 0) == 0) {
+                    const std::string message = ctx.error() + " (transform " + std::to_string(i) + ", '" +
+                                                transforms[i]->type() + "')";
+                    fail(message);
+                    if (!breaker.dataset.empty()) trip(message, breaker.staged);
+                    return status;
+                }
                 fail("transform " + std::to_string(i) + " ('" + transforms[i]->type() + "') failed: " +
                      (ctx.error().empty() ? "status " + std::to_string(status) : ctx.error()));
                 return status;
@@ -212,6 +266,7 @@ public:
             sluice_batch out{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, current.data(), current.size(),
                              current_count, nullptr};
             int32_t status = write_with_retries(ctx, out);
+            if (status != SLUICE_OK && breaker.tripped) return status;  // not the entities' fault
             if (status != SLUICE_OK && current_count > 1 && !pipe.pump.dead_letter_dataset.empty()) {
                 // Find the entities the sink rejects: one at a time, the rest go through.
                 ctx.pending_state = nullptr;
@@ -227,6 +282,7 @@ public:
                 return status;
             }
             result.entities_to_sink += current_count;
+            if (pipe.pump.track_dead_letters) resolve_dead_letters(current);
             if (ctx.state_committed) {
                 result.last_seen = token;
             } else if (continuation) {
@@ -235,8 +291,33 @@ public:
         } else if (continuation) {
             commit_token(token);
         }
+        rejected_now.clear();
         if (options.on_progress) options.on_progress(result.entities_read);
         return SLUICE_OK;
+    }
+
+    // track_dead_letters: the entities of a batch the sink took (all but those just rejected)
+    // delete their dead letters — one lookup per batch, one write when any are found.
+    void resolve_dead_letters(std::string_view batch_json) {
+        JsonDocument batch = parse_json(batch_json, "batch");
+        JsonDocument ids(rapidjson::kArrayType);
+        for (const Json& e : batch.GetArray()) {
+            const Json* id = find_member(e, "_id");
+            if (id && id->IsString() && !rejected_now.count(std::string(as_view(*id))))
+                ids.PushBack(Json(*id, ids.GetAllocator()), ids.GetAllocator());
+        }
+        if (ids.Empty()) return;
+        JsonDocument found = parse_json(store.lookup(pipe.pump.dead_letter_dataset, "_id", to_json(ids)), "dead letters");
+        sluice::BatchBuilder resolved;
+        for (const Json& letter : found.GetArray()) {
+            JsonDocument tombstone(rapidjson::kObjectType);
+            auto& a = tombstone.GetAllocator();
+            tombstone.AddMember("_id", Json(letter["_id"], a), a);
+            tombstone.AddMember("_deleted", true, a);
+            tombstone.AddMember("resolved_by_run", Json(result.run_id.c_str(), a), a);
+            resolved.add(tombstone);
+        }
+        if (!resolved.empty()) store.write(pipe.pump.dead_letter_dataset, resolved.text(), resolved.count());
     }
 
     // One sink write, retried (with back-off) while the sink answers RETRY.
@@ -260,6 +341,7 @@ public:
             ctx.log_source = "pipe:" + pipe.id;
             sluice_batch out{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, one.data(), one.size(), 1, nullptr};
             if (write_with_retries(ctx, out) == SLUICE_OK) continue;
+            if (breaker.tripped) return SLUICE_ERROR;  // staged, then over the limit: not a rejection
             if (int32_t status = dead_letter(one, ctx.error()); status != SLUICE_OK) return status;
         }
         return SLUICE_OK;
@@ -282,6 +364,7 @@ public:
             letter.AddMember("entity", Json(entity, a), a);
             letter.AddMember("ts", now_us(), a);
             letters.add(letter);
+            rejected_now.insert(entity_id);
         }
         try {
             store.write(pipe.pump.dead_letter_dataset, letters.text(), letters.count());
@@ -308,6 +391,20 @@ public:
     }
 
     static constexpr int kBatchRetries = 3;
+
+    // The circuit breaker of the sink dataset (reference §2.9) for this run.
+    struct Breaker {
+        std::string dataset;  // the sink's dataset ("" when the sink is not a dataset sink)
+        bool enabled = false; // this run's writes to it are staged
+        int64_t limit = 0;    // more staged versions than this trips it
+        std::string rule;     // how the limit was computed, for the message
+        int64_t staged = 0;   // versions staged so far
+        bool tripped = false;
+        bool populated = false;  // the dataset was populated when the run started
+    };
+    Breaker breaker;
+    JsonDocument pending_deps;  // dependency offsets held until the staged writes are committed
+    std::unordered_set<std::string> rejected_now;  // ids dead-lettered from the batch in hand
 
     const PipeConfig& pipe;
     const NodeConfig& config;
@@ -353,6 +450,11 @@ int32_t SinkContext::write_dataset(std::string_view dataset, const sluice_batch&
         options.RemoveMember("run");
         options.AddMember("run", Json(run_.result.run_id.c_str(), a), a);
     }
+    const bool staged = run_.breaker.enabled && dataset == run_.breaker.dataset;
+    if (staged) {
+        options.RemoveMember("stage");
+        options.AddMember("stage", true, a);
+    }
     std::string text = to_json(options);
     int32_t status = HostContext::write_dataset(dataset, batch, text, result);
     if (status == SLUICE_OK && pending_state) state_committed = true;
@@ -360,6 +462,13 @@ int32_t SinkContext::write_dataset(std::string_view dataset, const sluice_batch&
         JsonDocument counts = parse_json(result, "write result");
         run_.result.changes += static_cast<uint64_t>(int_or(counts, "written", 0));
         run_.result.unchanged += static_cast<uint64_t>(int_or(counts, "unchanged", 0));
+        if (staged) {
+            run_.breaker.staged = int_or(counts, "staged", 0);
+            if (!run_.check_breaker(run_.breaker.staged)) {
+                set_error(run_.failure);
+                return SLUICE_ERROR;
+            }
+        }
     }
     return status;
 }
@@ -374,10 +483,20 @@ int32_t SinkContext::dataset_command(std::string_view command_json, std::string&
         }
         command.RemoveMember("run");
         command.AddMember("run", Json(run_.result.run_id.c_str(), command.GetAllocator()), command.GetAllocator());
+        // Deletion tracking counts against the circuit breaker like any other change.
+        const bool staged = run_.breaker.enabled && string_or(command, "dataset", "") == run_.breaker.dataset;
+        if (staged) command.AddMember("stage", true, command.GetAllocator());
         int32_t status = HostContext::dataset_command(to_json(command), result);
         if (status == SLUICE_OK && !result.empty()) {
             JsonDocument counts = parse_json(result, "delete_unseen result");
             run_.result.changes += static_cast<uint64_t>(int_or(counts, "deleted", 0));
+            if (staged && int_or(counts, "deleted", 0) > 0) {
+                run_.breaker.staged = int_or(counts, "staged", run_.breaker.staged);
+                if (!run_.check_breaker(run_.breaker.staged)) {
+                    set_error(run_.failure);
+                    return SLUICE_ERROR;
+                }
+            }
         }
         return status;
     }
@@ -505,7 +624,103 @@ void track_dependencies(Run& run) {
             changed_offsets = true;
         }
     }
-    if (changed_offsets) run.store.state_put(state_key, offsets);
+    if (!changed_offsets) return;
+    if (run.breaker.enabled) run.pending_deps.CopyFrom(offsets, run.pending_deps.GetAllocator());
+    else run.store.state_put(state_key, offsets);
+}
+
+// Reads the sink dataset's breaker state before a run. Returns the refusal when its circuit
+// breaker is tripped; discards a stage left by an interrupted run; enables staging when the
+// sink sets a threshold and the dataset is populated (reference §2.9).
+std::string prepare_breaker(Run& run, const PushedInput* pushed) {
+    const PipeConfig& pipe = run.pipe;
+    if (!pipe.sink.component->has(SLUICE_CAP_DATASET_SINK) || pipe.output_dataset.empty()) return {};
+    Run::Breaker& b = run.breaker;
+    b.dataset = pipe.output_dataset;
+    JsonDocument cmd(rapidjson::kObjectType);
+    cmd.AddMember("op", "info", cmd.GetAllocator());
+    cmd.AddMember("dataset", Json(b.dataset.c_str(), cmd.GetAllocator()), cmd.GetAllocator());
+    JsonDocument info = run.store.command(cmd);
+    if (!info.IsObject()) info.SetObject();
+    if (const Json* tripped = find_member(info, "circuit_breaker"); tripped && tripped->IsObject()) {
+        return "the circuit breaker of dataset '" + b.dataset + "' is tripped (" + string_or(*tripped, "reason", "") +
+               "); the pipe does not run until it is resolved with POST /api/datasets/" + b.dataset +
+               " operation=commit-circuit-breaker or operation=rollback-circuit-breaker";
+    }
+    const bool continuing = pushed && !pushed->first;  // a later request of a staged full sync
+    if (int_or(info, "staged", 0) > 0 && !continuing) {
+        // Another pipe writing the same dataset may be staging right now: its stage is not ours
+        // to discard (that would lose the batches whose offset it holds).
+        for (const auto& [id, other] : run.config.pipes()) {
+            if (id != pipe.id && other.output_dataset == b.dataset)
+                return "dataset '" + b.dataset + "' holds writes staged by another pipe's run ('" + id +
+                       "' also writes it); if no run of it is in progress, resolve them with POST /api/datasets/" +
+                       b.dataset + " operation=commit-circuit-breaker or operation=rollback-circuit-breaker";
+        }
+        // Staged by a run that never finished (the node stopped mid-run): its offset was held
+        // with it, so discarding it loses nothing; this run redoes the work.
+        cmd.RemoveMember("op");
+        cmd.AddMember("op", "stage_rollback", cmd.GetAllocator());
+        run.store.command(cmd);
+    }
+    b.populated = bool_or(info, "populated", false);
+    JsonDocument sink = parse_json(pipe.sink.config_json, "sink config");
+    const Json* factor = find_member(sink, "circuit_breaker_threshold_factor");
+    const Json* count = find_member(sink, "circuit_breaker_threshold_count");
+    const bool has_factor = factor && factor->IsNumber(), has_count = count && count->IsInt64();
+    if ((!has_factor && !has_count) || !b.populated) return {};
+    // A fraction of the unique ids (deleted ones included) and/or a count: the larger applies.
+    const int64_t ids = int_or(info, "count", 0) + int_or(info, "deleted", 0);
+    b.limit = 0;
+    if (has_factor) {
+        b.limit = static_cast<int64_t>(factor->GetDouble() * static_cast<double>(ids));
+        b.rule = "circuit_breaker_threshold_factor " + to_json(*factor) + " of " + std::to_string(ids) + " ids";
+    }
+    if (has_count && count->GetInt64() >= b.limit) {
+        b.limit = count->GetInt64();
+        b.rule = "circuit_breaker_threshold_count " + std::to_string(b.limit);
+    }
+    b.enabled = true;
+    if (continuing) b.staged = int_or(info, "staged", 0);
+    return {};
+}
+
+// Sesam's set_initial_offset (default if-source-populated): after a completed run the sink
+// dataset is marked populated once every dataset the pipe reads is (a pipe reading no dataset
+// — embedded, a receiver — counts as reading a populated source); `never` never marks it.
+void mark_populated(Run& run) {
+    const PipeConfig& pipe = run.pipe;
+    if (run.breaker.dataset.empty() || run.breaker.populated) return;  // nothing to do: no storage call
+    JsonDocument sink = parse_json(pipe.sink.config_json, "sink config");
+    const std::string policy = string_or(sink, "set_initial_offset", "if-source-populated");
+    if (policy == "never") return;
+    auto info_of = [&](const std::string& dataset) {
+        JsonDocument cmd(rapidjson::kObjectType);
+        cmd.AddMember("op", "info", cmd.GetAllocator());
+        cmd.AddMember("dataset", Json(dataset.c_str(), cmd.GetAllocator()), cmd.GetAllocator());
+        return run.store.command(cmd);
+    };
+    if (policy == "if-source-populated") {
+        for (const std::string& input : pipe.input_datasets) {
+            JsonDocument info = info_of(input);
+            if (!info.IsObject() || !bool_or(info, "populated", false)) return;
+        }
+    }
+    JsonDocument cmd(rapidjson::kObjectType);
+    cmd.AddMember("op", "set_populated", cmd.GetAllocator());
+    cmd.AddMember("dataset", Json(run.breaker.dataset.c_str(), cmd.GetAllocator()), cmd.GetAllocator());
+    run.store.command(cmd);
+}
+
+// Makes a run's staged writes visible (with the offset held with them) and then the dependency
+// offsets held back meanwhile.
+void commit_stage(Run& run) {
+    JsonDocument cmd(rapidjson::kObjectType);
+    cmd.AddMember("op", "stage_commit", cmd.GetAllocator());
+    cmd.AddMember("dataset", Json(run.breaker.dataset.c_str(), cmd.GetAllocator()), cmd.GetAllocator());
+    run.store.command(cmd);
+    if (run.pending_deps.IsObject())
+        run.store.state_put(PipeRunner::state_key(run.pipe.id) + ":deps", run.pending_deps);
 }
 
 void write_execution_entry(DatasetStore& store, const std::string& pipe_id, const RunResult& r, const char* event) {
@@ -570,6 +785,12 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
             result.full = result.since.empty();
         }
         result.last_seen = result.since;
+        if (std::string refusal = prepare_breaker(run, pushed); !refusal.empty()) {
+            // No execution-log entries: the run never started (the scheduler keeps asking).
+            result.error = refusal;
+            result.ended_us = now_us();
+            return result;
+        }
         write_execution_entry(store_, pipe.id, result, "pump-started");
 
         SourceContext source_ctx(run);
@@ -627,17 +848,30 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
             const std::string end_json =
                 std::string("{\"full\":") + (result.full ? "true" : "false") + ",\"completed\":true}";
             if (int32_t s = sink_vt->end_run(run.sink->handle(), &ctx, end_json.c_str()); s != SLUICE_OK)
-                throw std::runtime_error("sink end_run failed: " + ctx.error());
+                throw std::runtime_error(run.breaker.tripped ? run.failure : "sink end_run failed: " + ctx.error());
+        }
+        if (!pushed || pushed->last) {
+            if (run.breaker.enabled) commit_stage(run);
+            mark_populated(run);
         }
         result.ok = true;
     } catch (const std::exception& e) {
         result.ok = false;
-        result.error = e.what();
+        result.error = run.breaker.tripped && !run.failure.empty() ? run.failure : e.what();
         if (run.sink && run.sink->info().sink()->end_run) {
             SinkContext ctx(run);
             const std::string end_json =
                 std::string("{\"full\":") + (result.full ? "true" : "false") + ",\"completed\":false}";
             run.sink->info().sink()->end_run(run.sink->handle(), &ctx, end_json.c_str());
+        }
+        // A failed run that did not trip keeps what it staged, as an unstaged run keeps its
+        // committed batches (all within the limit; the offset held with them moves too).
+        if (run.breaker.enabled && !run.breaker.tripped) {
+            try {
+                commit_stage(run);
+            } catch (const std::exception& ce) {
+                result.error += std::string("; committing its staged writes failed: ") + ce.what();
+            }
         }
     }
     result.ended_us = now_us();

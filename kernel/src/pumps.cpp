@@ -13,7 +13,16 @@ PumpManager::PumpManager(DatasetStore& store, SecretResolver secrets, size_t wor
 
 PumpManager::~PumpManager() { stop(); }
 
+namespace {
+// Storage state key of a pump's operator-set disable flag ({"disabled": bool}).
+std::string disabled_key(const std::string& pipe_id) { return "pump:" + pipe_id; }
+}  // namespace
+
 void PumpManager::apply(std::shared_ptr<const NodeConfig> config) {
+    // Pumps an operator disabled stay disabled across restarts: the flags live in storage, read
+    // in one call (before the lock: storage may be slow).
+    JsonDocument stored = store_.command(R"({"op":"state_list","prefix":"pump:"})");
+    std::vector<std::string> forgotten;
     std::lock_guard<std::mutex> lock(mutex_);
     std::map<std::string, std::shared_ptr<Pump>> next;
     const int64_t now = now_us();
@@ -24,7 +33,8 @@ void PumpManager::apply(std::shared_ptr<const NodeConfig> config) {
         } else {
             auto pump = std::make_shared<Pump>();
             pump->pipe_id = id;
-            pump->disabled = pipe.pump.mode == "off";
+            const Json* flag = stored.IsObject() ? find_member(stored, disabled_key(id)) : nullptr;
+            pump->disabled = pipe.pump.mode == "off" || (flag && bool_or(*flag, "disabled", false));
             // A newly configured pipe runs right away, then on its interval; a cron pipe only at
             // its cron times.
             pump->next_run_us = pipe.pump.mode != "scheduled" ? 0
@@ -34,11 +44,22 @@ void PumpManager::apply(std::shared_ptr<const NodeConfig> config) {
         }
     }
     for (auto& [id, pump] : pumps_) {
-        if (!next.count(id)) pump->cancel = true;  // removed: let a running run stop early
+        if (!next.count(id)) {
+            pump->cancel = true;  // removed: let a running run stop early
+            forgotten.push_back(id);
+        }
     }
     pumps_ = std::move(next);
     config_ = std::move(config);
     wake_.notify_all();
+    // A removed pipe's flag goes with it: a pipe added later under the same id starts enabled.
+    for (const std::string& id : forgotten) {
+        if (!stored.IsObject() || !find_member(stored, disabled_key(id))) continue;
+        JsonDocument cmd(rapidjson::kObjectType);
+        cmd.AddMember("op", "state_delete", cmd.GetAllocator());
+        cmd.AddMember("key", Json(disabled_key(id).c_str(), cmd.GetAllocator()), cmd.GetAllocator());
+        store_.command(cmd);
+    }
 }
 
 void PumpManager::start() {
@@ -239,6 +260,14 @@ bool PumpManager::request_stop(const std::string& pipe_id) {
 }
 
 bool PumpManager::set_disabled(const std::string& pipe_id, bool disabled) {
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        if (!pumps_.count(pipe_id)) return false;
+    }
+    // Stored first: a storage failure leaves the pump as it was (the caller gets the error).
+    JsonDocument flag(rapidjson::kObjectType);
+    flag.AddMember("disabled", disabled, flag.GetAllocator());
+    store_.state_put(disabled_key(pipe_id), flag);
     std::lock_guard<std::mutex> lock(mutex_);
     auto it = pumps_.find(pipe_id);
     if (it == pumps_.end()) return false;

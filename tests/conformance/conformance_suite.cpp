@@ -618,6 +618,103 @@ void StorageConformance::testDeleteUnseen() {
     CPPUNIT_ASSERT_EQUAL(int64_t(0), num(w, "written"));
 }
 
+// Circuit breakers: staged writes are invisible (read, lookup, get, info counts, offsets) until
+// stage_commit appends them in staged order with the held state; the write rule sees them.
+void StorageConformance::testStageCommit() {
+    StoreClient& s = *store_;
+    s.write("d", R"([{"_id":"a","v":1},{"_id":"b","v":1}])");
+    JsonDocument w = s.write("d", R"([{"_id":"a","v":2},{"_id":"b","v":1},{"_id":"c","v":1},{"_id":"a","v":3}])",
+                             R"({"stage":true,"state":{"key":"pipe:p","value":"9"}})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(w, "written"));  // a:2, c:1, a:3 (b unchanged)
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), num(w, "unchanged"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(w, "staged"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), num(w, "last_offset"));  // the committed log did not move
+    // Compared with the newest staged version: a:3 again is unchanged, a:2 is a change.
+    w = s.write("d", R"([{"_id":"a","v":3}])", R"({"stage":true})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(w, "written"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(w, "staged"));
+    // Invisible: reads, lookups, get, counts, and the held state.
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(2), s.read(R"({"dataset":"d"})").Size());
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(0), s.lookup("d", "_id", R"(["c"])").Size());
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), num(s.command(R"({"op":"get","dataset":"d","id":"a"})"), "v"));
+    JsonDocument info = s.command(R"({"op":"info","dataset":"d"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), num(info, "count"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(info, "staged"));
+    CPPUNIT_ASSERT(info["circuit_breaker"].IsNull());
+    CPPUNIT_ASSERT(s.command(R"({"op":"state_get","key":"pipe:p"})").IsNull());
+    // An uncommitted read shows them after the log, numbered as a commit will number them.
+    JsonDocument all = s.read(R"({"dataset":"d","uncommitted":true})");
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(5), all.Size());
+    CPPUNIT_ASSERT_EQUAL(int64_t(4), num(all[4], "_updated"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), num(all[4], "_previous"));
+    JsonDocument latest = s.read(R"({"dataset":"d","uncommitted":true,"history":false,"since":2})");
+    CPPUNIT_ASSERT(Ids({"a", "c"}) == sortedIds(latest));
+    // Commit: offsets 2.., _previous chains, counts, state.
+    JsonDocument c = s.command(R"({"op":"stage_commit","dataset":"d"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(c, "committed"));
+    JsonDocument log = s.read(R"({"dataset":"d"})");
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(5), log.Size());
+    CPPUNIT_ASSERT_EQUAL(std::string("a"), str(log[2], "_id"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(log[2], "_previous"));
+    CPPUNIT_ASSERT(log[3]["_previous"].IsNull());
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), num(log[4], "_previous"));
+    CPPUNIT_ASSERT_EQUAL(entity_hash(log[4]), str(log[4], "_hash"));
+    JsonDocument a = s.command(R"({"op":"get","dataset":"d","id":"a"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(a, "v"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(4), num(a, "_updated"));
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1), s.lookup("d", "_id", R"(["c"])").Size());
+    info = s.command(R"({"op":"info","dataset":"d"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(info, "count"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(5), num(info, "versions"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(info, "staged"));
+    CPPUNIT_ASSERT_EQUAL(std::string("9"), std::string(s.command(R"({"op":"state_get","key":"pipe:p"})").GetString()));
+    // The stage is empty again: the next staged write starts after the new end.
+    s.write("d", R"([{"_id":"b","_deleted":true}])", R"({"stage":true})");
+    s.command(R"({"op":"stage_commit","dataset":"d"})");
+    info = s.command(R"({"op":"info","dataset":"d"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), num(info, "count"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(1), num(info, "deleted"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(5), num(info, "last_offset"));
+}
+
+void StorageConformance::testStageTripAndRollback() {
+    StoreClient& s = *store_;
+    s.write("d", R"([{"_id":"a","v":1},{"_id":"b","v":1},{"_id":"c","v":1}])", R"({"state":{"key":"pipe:p","value":"1"}})");
+    // A staged full run: sees a (changed), then deletion tracking stages tombstones for b and c.
+    s.write("d", R"([{"_id":"a","v":2}])", R"({"stage":true,"run":"r1","state":{"key":"pipe:p","value":"2"}})");
+    JsonDocument d = s.command(R"({"op":"delete_unseen","dataset":"d","run":"r1","stage":true})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), num(d, "deleted"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(d, "staged"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(s.command(R"({"op":"info","dataset":"d"})"), "count"));
+    JsonDocument t = s.command(R"({"op":"stage_trip","dataset":"d","info":{"pipe":"p","reason":"too many"}})");
+    CPPUNIT_ASSERT_EQUAL(std::string("too many"), str(t["circuit_breaker"], "reason"));
+    std::string out;
+    CPPUNIT_ASSERT(store_->commandRaw(R"({"op":"stage_trip","dataset":"d"})", out) != SLUICE_OK);
+    if (auto again = reopenStore()) store_ = std::move(again);  // a restart keeps the stage and the trip
+    StoreClient& s2 = *store_;
+    JsonDocument info = s2.command(R"({"op":"info","dataset":"d"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(info, "staged"));
+    CPPUNIT_ASSERT_EQUAL(std::string("p"), str(info["circuit_breaker"], "pipe"));
+    JsonDocument r = s2.command(R"({"op":"stage_rollback","dataset":"d"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(r, "discarded"));
+    info = s2.command(R"({"op":"info","dataset":"d"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(info, "staged"));
+    CPPUNIT_ASSERT(info["circuit_breaker"].IsNull());
+    CPPUNIT_ASSERT_EQUAL(int64_t(3), num(info, "count"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(2), num(info, "last_offset"));
+    CPPUNIT_ASSERT_EQUAL(std::string("1"), std::string(s2.command(R"({"op":"state_get","key":"pipe:p"})").GetString()));
+    CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(3), s2.read(R"({"dataset":"d","uncommitted":true})").Size());
+    // Unknown datasets: nothing to commit or discard.
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(s2.command(R"({"op":"stage_commit","dataset":"nope"})"), "committed"));
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(s2.command(R"({"op":"stage_rollback","dataset":"nope"})"), "discarded"));
+    // recreate empties the stage and clears the trip.
+    s2.write("d", R"([{"_id":"z"}])", R"({"stage":true})");
+    s2.command(R"({"op":"stage_trip","dataset":"d","info":{"reason":"x"}})");
+    info = s2.command(R"({"op":"recreate","dataset":"d"})");
+    CPPUNIT_ASSERT_EQUAL(int64_t(0), num(info, "staged"));
+    CPPUNIT_ASSERT(info["circuit_breaker"].IsNull());
+}
+
 void StorageConformance::testStateCommittedWithBatch() {
     StoreClient& s = *store_;
     JsonDocument w = s.write("d", entities(0, 3), R"({"state":{"key":"pipe:p1:offset","value":"3"}})");

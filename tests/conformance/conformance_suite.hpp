@@ -79,6 +79,8 @@ public:
     void testValuesRoundTripExactly();
     void testDeleteUnseenSpansChunks();
     void testWriteFromReadCallback();
+    void testStageCommit();
+    void testStageTripAndRollback();
     // Persistent backends only (SLUICE_CONFORMANCE_PERSISTENCE_TESTS).
     void testReopenKeepsEverything();
 
@@ -127,7 +129,9 @@ protected:
     CPPUNIT_TEST(testLookupManyValues);                            \
     CPPUNIT_TEST(testValuesRoundTripExactly);                      \
     CPPUNIT_TEST(testDeleteUnseenSpansChunks);                     \
-    CPPUNIT_TEST(testWriteFromReadCallback)
+    CPPUNIT_TEST(testWriteFromReadCallback);                       \
+    CPPUNIT_TEST(testStageCommit);                                 \
+    CPPUNIT_TEST(testStageTripAndRollback)
 
 // Added by backends whose data survives a close/open (reopenStore()).
 #define SLUICE_CONFORMANCE_PERSISTENCE_TESTS(Fixture) CPPUNIT_TEST(testReopenKeepsEverything)

@@ -2,44 +2,17 @@
 // real server that the test starts itself: ManagedPostgres in a temporary directory (as root,
 // the server runs as a system user). Every test gets a fresh database; nothing is skipped.
 #include "conformance_suite.hpp"
+#include "postgres_support.hpp"
 #include "test_support.hpp"
 
-#include <sluice/kernel/managed_postgres.hpp>
-
 #include <libpq-fe.h>
-
-#include <atomic>
 
 namespace sluice::conformance {
 
 namespace {
 
-struct Server {
-    test::TempDir dir{"sluice-pgconf"};
-    kernel::ManagedPostgres pg{dir / "pg"};
-    Server() { pg.start(); }
-};
-
-Server& server() {
-    static Server s;  // stopped (and its directory removed) at exit
-    return s;
-}
-
-// A new empty database on the test server; returns its DSN.
-std::string fresh_database() {
-    static std::atomic<int> counter{0};
-    std::string name = "conf_" + std::to_string(++counter);
-    PGconn* c = PQconnectdb(server().pg.dsn().c_str());
-    CPPUNIT_ASSERT_MESSAGE(PQerrorMessage(c), PQstatus(c) == CONNECTION_OK);
-    PGresult* r = PQexec(c, ("CREATE DATABASE " + name).c_str());
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    std::string error = PQerrorMessage(c);
-    PQclear(r);
-    PQfinish(c);
-    CPPUNIT_ASSERT_MESSAGE(error, ok);
-    std::string dsn = server().pg.dsn();
-    return dsn.replace(dsn.find("dbname=sluice"), 13, "dbname=" + name);
-}
+// A new empty database on the suite's server; returns its DSN.
+std::string fresh_database() { return test::fresh_postgres_database("conf"); }
 
 std::string json_text(const std::string& s) {
     rapidjson::StringBuffer buffer;
@@ -57,6 +30,7 @@ class PostgresConformance : public StorageConformance {
     CPPUNIT_TEST(testUnreachableServerIsAClearError);
     CPPUNIT_TEST(testNewerSchemaIsRefused);
     CPPUNIT_TEST(testOnePooledConnectionIsEnough);
+    CPPUNIT_TEST(testMigratesSchemaOne);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -83,6 +57,38 @@ public:
         const std::string& error = loaderHost().last_error();
         CPPUNIT_ASSERT_MESSAGE(error, error.find("schema version 99") != std::string::npos);
         store_.reset();
+    }
+
+    // A database written by schema 1 (no stage, one run-mark row per id) is upgraded at open:
+    // existing datasets get their stage table and the array run marks, and keep their data.
+    void testMigratesSchemaOne() {
+        store_->write("d", R"([{"_id":"a","v":1}])");
+        store_.reset();
+        PGconn* c = PQconnectdb(dsn_.c_str());
+        for (const char* sql : {"DROP TABLE sluice_stage_1",
+                                "ALTER TABLE sluice_datasets DROP COLUMN staged, DROP COLUMN stage_state_key,"
+                                " DROP COLUMN stage_state, DROP COLUMN breaker",
+                                "DROP TABLE sluice_seen_1",
+                                "CREATE UNLOGGED TABLE sluice_seen_1 (run text NOT NULL, eid text COLLATE \"C\" NOT NULL,"
+                                " PRIMARY KEY (run, eid))",
+                                "DELETE FROM sluice_schema_version WHERE version >= 2"}) {
+            PGresult* r = PQexec(c, sql);
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(std::string(sql) + ": " + PQerrorMessage(c), PGRES_COMMAND_OK, PQresultStatus(r));
+            PQclear(r);
+        }
+        PQfinish(c);
+        store_ = reopenStore();
+        CPPUNIT_ASSERT_MESSAGE(loaderHost().last_error(), store_->valid());
+        JsonDocument w = store_->write("d", R"([{"_id":"a","v":2}])", R"({"stage":true})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), w["staged"].GetInt64());
+        store_->command(R"({"op":"stage_commit","dataset":"d"})");
+        JsonDocument a = store_->command(R"({"op":"get","dataset":"d","id":"a"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(2), a["v"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), a["_previous"].GetInt64());
+        // Run marks in the schema-3 table: a full run that saw only "b" deletes "a".
+        store_->write("d", R"([{"_id":"b","v":1}])", R"({"run":"r1"})");
+        JsonDocument unseen = store_->command(R"({"op":"delete_unseen","dataset":"d","run":"r1"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), unseen["deleted"].GetInt64());
     }
 
     // Pool of one: a read gives its connection back before each chunk is delivered, so a

@@ -1,6 +1,7 @@
 // The Sesam-compatible service API against a real node: configuration endpoints with bad input
 // changing nothing, env and secrets, the config zip, run-all-pipes, entities per stage,
 // receiver → pipe → publisher, and run trees.
+#include "postgres_support.hpp"
 #include "test_support.hpp"
 
 #include <cppunit/extensions/HelperMacros.h>
@@ -13,6 +14,16 @@ using sluice::Json;
 using sluice::JsonDocument;
 
 namespace {
+
+// The node's storage for this run of the suite (SLUICE_TEST_STORAGE): memory, or a fresh
+// PostgreSQL database per test.
+std::vector<std::string> storage_args(std::vector<std::string> extra) {
+    std::vector<std::string> args = test_storage() == "postgres"
+                                        ? std::vector<std::string>{"--postgres", fresh_postgres_database("api")}
+                                        : std::vector<std::string>{"--storage", "memory"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+}
 
 std::string str(const Json& v) { return v.IsString() ? v.GetString() : sluice::to_json(v); }
 
@@ -48,15 +59,18 @@ class ApiTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testPumpOperations);
     CPPUNIT_TEST(testMetricsAndOpenApi);
     CPPUNIT_TEST(testDeadLetters);
+    CPPUNIT_TEST(testCircuitBreaker);
+    CPPUNIT_TEST(testDatasetHeaders);
     CPPUNIT_TEST_SUITE_END();
 
 public:
     void setUp() override {
         dir_ = std::make_unique<TempDir>();
-        node_ = std::make_unique<NodeProcess>((*dir_) / "data",
-                                              std::vector<std::string>{"--storage", "memory", "--plugin-dir",
-                                                                       SLUICE_TEST_FIXTURE_DIR});
+        node_ = std::make_unique<NodeProcess>((*dir_) / "data", storage_args({"--plugin-dir", SLUICE_TEST_FIXTURE_DIR}));
         node_->start();
+        // The suite really runs on the storage it was asked for.
+        const std::string storage = node_->get("/api/status").json()["storage"].GetString();
+        CPPUNIT_ASSERT_MESSAGE(storage, storage.rfind(test_storage(), 0) == 0);
     }
     void tearDown() override {
         node_.reset();
@@ -232,8 +246,14 @@ public:
         CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/in/pump", "operation=start", "application/x-www-form-urlencoded").status);
         n.wait_for_pipe_runs("in", 3);
         CPPUNIT_ASSERT_EQUAL(std::string("a,b,c"), ids_of(n.get("/api/datasets/in/entities?deleted=false").json()));
-        JsonDocument published = n.get("/api/publishers/out/entities").json();
+        HttpResponse pulled = n.get("/api/publishers/out/entities");
+        JsonDocument published = pulled.json();
         CPPUNIT_ASSERT_EQUAL(std::string("a,b,c"), ids_of(published));
+        // The source dataset's headers; a transform may hide its newest entity.
+        CPPUNIT_ASSERT_EQUAL(std::string("2"), pulled.headers["X-Dataset-Max-Updated"]);
+        CPPUNIT_ASSERT_EQUAL(std::string("true"), pulled.headers["X-Dataset-Filtered"]);
+        CPPUNIT_ASSERT_EQUAL(std::string("true"), pulled.headers["X-Dataset-Populated"]);
+        CPPUNIT_ASSERT_EQUAL(published.Size(), n.get("/api/publishers/out/entities/letters.json").json().Size());
         CPPUNIT_ASSERT(published[0]["touched"].GetBool());
         CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(1), n.get("/api/publishers/out/entities?since=1").json().Size());
 
@@ -251,6 +271,11 @@ public:
         HttpResponse lines = n.get("/api/publishers/lines/fixture_lines");
         CPPUNIT_ASSERT_EQUAL_MESSAGE(lines.body, 200, lines.status);
         CPPUNIT_ASSERT_EQUAL(std::string("ids:\n- a\n- d\nend\n"), lines.body);
+        // Sesam's `/<format>/<file>` form: the same document under the client's file name.
+        HttpResponse named = n.get("/api/publishers/lines/fixture_lines/sheet.txt");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(named.body, 200, named.status);
+        CPPUNIT_ASSERT_EQUAL(lines.body, named.body);
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/publishers/lines/csv/sheet.csv").status);
         CPPUNIT_ASSERT_EQUAL(404, n.get("/api/publishers/lines/csv").status);
         CPPUNIT_ASSERT_EQUAL(404, n.get("/api/publishers/in/fixture_lines").status);
 
@@ -296,6 +321,15 @@ public:
         CPPUNIT_ASSERT_EQUAL(200, disabled.status);
         CPPUNIT_ASSERT(disabled.json()["runtime"]["is-disabled"].GetBool());
         CPPUNIT_ASSERT(!n.post("/api/pipes/a/pump", R"({"operation": "enable"})").json()["runtime"]["is-disabled"].GetBool());
+        // A disabled pipe that is removed and added again starts enabled (the flag went with it);
+        // while configured, a config change keeps it disabled.
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/c/pump", "operation=disable", form).status);
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/pipes/c/config", R"({"_id": "c", "type": "pipe",
+            "source": {"type": "dataset", "dataset": "b"}, "pump": {"mode": "manual"}, "comment": "x"})").status);
+        CPPUNIT_ASSERT(n.get("/api/pipes/c/pump").json()["runtime"]["is-disabled"].GetBool());
+        CPPUNIT_ASSERT_EQUAL(200, n.del("/api/pipes/c").status);
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", kChain).status);
+        CPPUNIT_ASSERT(!n.get("/api/pipes/c/pump").json()["runtime"]["is-disabled"].GetBool());
         HttpResponse bad = n.post("/api/pipes/a/pump", "operation=explode", form);
         CPPUNIT_ASSERT_EQUAL(400, bad.status);
         CPPUNIT_ASSERT(bad.body.find("doesn't support the operation") != std::string::npos);
@@ -338,6 +372,148 @@ public:
         }
     }
 
+    // A dataset sink with circuit_breaker_threshold_count 2: a run changing at most 2 entities
+    // commits; one changing 3 is staged (invisible), fails, holds the pipe's offset and stops the
+    // pipe until an operator rolls it back (the same run trips again) or commits it.
+    void testCircuitBreaker() {
+        NodeProcess& n = *node_;
+        const char* form = "application/x-www-form-urlencoded";
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", R"([
+            {"_id": "in", "type": "pipe", "source": {"type": "http_endpoint"}},
+            {"_id": "guarded", "type": "pipe", "pump": {"mode": "manual"}, "source": {"type": "dataset", "dataset": "in"},
+             "sink": {"type": "dataset", "dataset": "out", "circuit_breaker_threshold_count": 2}}])").status);
+        auto push = [&](const std::string& body) {
+            HttpResponse r = n.post("/api/receivers/in/entities", body);
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(r.body, 200, r.status);
+        };
+        int runs = 0;
+        auto run = [&]() {
+            CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/guarded/pump", "operation=start", form).status);
+            n.wait_for_pipe_runs("guarded", ++runs);
+            return n.get("/api/pipes/guarded/pump").json();
+        };
+        auto values = [&]() {  // "id=v,…" (sorted) of out's latest committed versions
+            std::string out;
+            JsonDocument latest = n.get("/api/datasets/out/entities?history=false").json();
+            std::set<std::string> pairs;
+            for (const Json& e : latest.GetArray()) pairs.insert(str(e["_id"]) + "=" + str(e["v"]));
+            for (const std::string& p : pairs) out += (out.empty() ? "" : ",") + p;
+            return out;
+        };
+        // A bad threshold is a located error.
+        HttpResponse bad = n.post("/api/pipes", R"([{"_id": "x", "type": "pipe", "source": {"type": "dataset", "dataset": "in"},
+            "sink": {"type": "dataset", "dataset": "x", "circuit_breaker_threshold_factor": -0.5}}])");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(bad.body, 400, bad.status);
+        CPPUNIT_ASSERT_EQUAL(std::string("/sink/circuit_breaker_threshold_factor"),
+                             str(bad.json()["validation_errors"][0]["pointer"]));
+        push(R"([{"_id": "1", "v": 1}, {"_id": "2", "v": 1}, {"_id": "3", "v": 1}, {"_id": "4", "v": 1}])");
+        // The first run fills an unpopulated dataset: the breaker does not apply yet.
+        JsonDocument pump = run();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(sluice::to_json(pump), std::string("completed"), str(pump["runtime"]["last-run"]["status"]));
+        CPPUNIT_ASSERT(n.get("/api/datasets/out").json()["runtime"]["populated"].GetBool());
+        // Two changes: within the limit, visible at once.
+        push(R"([{"_id": "1", "v": 2}, {"_id": "2", "v": 2}])");
+        pump = run();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(sluice::to_json(pump), std::string("completed"), str(pump["runtime"]["last-run"]["status"]));
+        CPPUNIT_ASSERT_EQUAL(std::string("1=2,2=2,3=1,4=1"), values());
+        const std::string offset = str(pump["runtime"]["last-seen"]);
+        CPPUNIT_ASSERT_EQUAL(std::string("5"), offset);
+        // Three changes: tripped.
+        push(R"([{"_id": "1", "v": 3}, {"_id": "3", "v": 3}, {"_id": "5", "v": 3}])");
+        pump = run();
+        const Json& last = pump["runtime"]["last-run"];
+        CPPUNIT_ASSERT_EQUAL(std::string("failed"), str(last["status"]));
+        CPPUNIT_ASSERT_MESSAGE(str(last["error"]), str(last["error"]).find("circuit breaker tripped") == 0);
+        CPPUNIT_ASSERT_MESSAGE(str(last["error"]), str(last["error"]).find("rollback-circuit-breaker") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(std::string("1=2,2=2,3=1,4=1"), values());  // nothing visible
+        CPPUNIT_ASSERT_EQUAL(offset, str(pump["runtime"]["last-seen"]));  // the offset is held
+        JsonDocument ds = n.get("/api/datasets/out").json();
+        CPPUNIT_ASSERT(ds["runtime"]["circuit-breaker-tripped"].GetBool());
+        CPPUNIT_ASSERT_EQUAL(int64_t(3), ds["runtime"]["count-uncommitted"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(std::string("guarded"), str(ds["circuit_breaker"]["pipe"]));
+        JsonDocument staged = n.get("/api/datasets/out/entities?uncommitted=true&since=5").json();
+        CPPUNIT_ASSERT_EQUAL(std::string("1,3,5"), ids_of(staged));
+        CPPUNIT_ASSERT_EQUAL(400, n.get("/api/datasets/out/entities?uncommitted=true&reverse=true").status);
+        // While tripped the pipe does not run.
+        pump = run();
+        CPPUNIT_ASSERT_MESSAGE(str(pump["runtime"]["last-run"]["error"]),
+                               str(pump["runtime"]["last-run"]["error"]).find("is tripped") != std::string::npos);
+        // Bad operations change nothing.
+        CPPUNIT_ASSERT_EQUAL(400, n.post("/api/datasets/out", "operation=bogus", form).status);
+        CPPUNIT_ASSERT_EQUAL(400, n.post("/api/datasets/out", "", form).status);
+        CPPUNIT_ASSERT_EQUAL(404, n.post("/api/datasets/nope", "operation=commit-circuit-breaker", form).status);
+        CPPUNIT_ASSERT_EQUAL(int64_t(3), n.get("/api/datasets/out").json()["runtime"]["count-uncommitted"].GetInt64());
+        // Rollback discards the staged writes; the offset never moved, so the same run trips again.
+        HttpResponse rolled = n.post("/api/datasets/out", "operation=rollback-circuit-breaker", form);
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(rolled.body, 200, rolled.status);
+        CPPUNIT_ASSERT(!rolled.json()["runtime"]["circuit-breaker-tripped"].GetBool());
+        CPPUNIT_ASSERT_EQUAL(409, n.post("/api/datasets/out", "operation=rollback-circuit-breaker", form).status);
+        CPPUNIT_ASSERT_EQUAL(std::string("1=2,2=2,3=1,4=1"), values());
+        pump = run();
+        CPPUNIT_ASSERT(str(pump["runtime"]["last-run"]["error"]).find("circuit breaker tripped") == 0);
+        // Commit (JSON accepted too) exposes them with the offset that came with them.
+        HttpResponse committed = n.post("/api/datasets/out", R"({"operation": "commit-circuit-breaker"})");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(committed.body, 200, committed.status);
+        CPPUNIT_ASSERT_EQUAL(std::string("1=3,2=2,3=3,4=1,5=3"), values());
+        pump = run();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(sluice::to_json(pump), std::string("completed"), str(pump["runtime"]["last-run"]["status"]));
+        CPPUNIT_ASSERT_EQUAL(std::string("8"), str(pump["runtime"]["last-seen"]));
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), pump["runtime"]["last-run"]["changes"].GetInt64());
+
+        // A receiver's full sync is staged across its requests and committed by the last one; a
+        // stage whose run never finished is discarded when the pipe next starts afresh.
+        CPPUNIT_ASSERT_EQUAL(201, n.post("/api/pipes", R"([{"_id": "recv", "type": "pipe", "source": {"type": "http_endpoint"},
+            "sink": {"type": "dataset", "dataset": "recv", "circuit_breaker_threshold_count": 1}}])").status);
+        auto recv = [&](const std::string& query, const std::string& body) {
+            HttpResponse r = n.post("/api/receivers/recv/entities" + query, body);
+            CPPUNIT_ASSERT_EQUAL_MESSAGE(r.body, 200, r.status);
+        };
+        auto recv_a = [&]() { return str(n.get("/api/datasets/recv/entity?entity_id=a").json()["v"]); };
+        auto uncommitted = [&]() { return n.get("/api/datasets/recv").json()["runtime"]["count-uncommitted"].GetInt64(); };
+        recv("", R"([{"_id": "a", "v": 1}, {"_id": "b", "v": 1}])");
+        recv("?is_full=true&sequence_id=s1&is_first=true&is_last=false", R"([{"_id": "a", "v": 2}])");
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), uncommitted());
+        CPPUNIT_ASSERT_EQUAL(std::string("1"), recv_a());
+        recv("?is_full=true&sequence_id=s2&is_first=true&is_last=true", R"([{"_id": "a", "v": 1}, {"_id": "b", "v": 1}])");
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), uncommitted());
+        CPPUNIT_ASSERT_EQUAL(std::string("1"), recv_a());
+        recv("?is_full=true&sequence_id=s3&is_first=true&is_last=false", R"([{"_id": "a", "v": 3}])");
+        recv("?is_full=true&sequence_id=s3&is_first=false&is_last=true", R"([{"_id": "b", "v": 1}])");
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), uncommitted());
+        CPPUNIT_ASSERT_EQUAL(std::string("3"), recv_a());
+
+        // Two pipes writing one dataset: an unfinished stage of one is not the other's to
+        // discard; the other is refused until an operator resolves it (no run in progress).
+        CPPUNIT_ASSERT_EQUAL(201, n.post("/api/pipes", R"([{"_id": "recv2", "type": "pipe",
+            "source": {"type": "http_endpoint"}, "sink": {"type": "dataset", "dataset": "recv"}}])").status);
+        recv("?is_full=true&sequence_id=s4&is_first=true&is_last=false", R"([{"_id": "a", "v": 4}])");
+        HttpResponse refused = n.post("/api/receivers/recv2/entities", R"([{"_id": "c"}])");
+        CPPUNIT_ASSERT_EQUAL(500, refused.status);
+        CPPUNIT_ASSERT_MESSAGE(refused.body, refused.body.find("staged by another pipe's run") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), uncommitted());
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/datasets/recv", "operation=rollback-circuit-breaker", form).status);
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), uncommitted());
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/recv2/entities", R"([{"_id": "c"}])").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("3"), recv_a());
+    }
+
+    // Sesam's JSON-pull headers on dataset reads.
+    void testDatasetHeaders() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", R"([{"_id": "h", "type": "pipe", "source": {"type": "embedded",
+            "entities": [{"_id": "a"}, {"_id": "b"}]}}])").status);
+        n.wait_for_pipe_runs("h");
+        HttpResponse r = n.get("/api/datasets/h/entities");
+        CPPUNIT_ASSERT_EQUAL(200, r.status);
+        CPPUNIT_ASSERT_EQUAL(std::string("true"), r.headers["X-Dataset-Populated"]);
+        CPPUNIT_ASSERT_EQUAL(std::string("1"), r.headers["X-Dataset-Max-Updated"]);
+        CPPUNIT_ASSERT_EQUAL(std::string("false"), r.headers["X-Dataset-Filtered"]);
+        const std::string generation = str(n.get("/api/datasets/h").json()["generation"]);
+        CPPUNIT_ASSERT_EQUAL(size_t(36), generation.size());
+        CPPUNIT_ASSERT_EQUAL(generation, r.headers["X-Dataset-Generation"]);
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/datasets/nope/entities").status);
+    }
+
     void testDeadLetters() {
         NodeProcess& n = *node_;
         CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", R"([
@@ -363,6 +539,26 @@ public:
         JsonDocument failed = n.get("/api/pipes/strict/pump").json();
         CPPUNIT_ASSERT_EQUAL(std::string("failed"), str(failed["runtime"]["last-run"]["status"]));
         CPPUNIT_ASSERT(str(failed["runtime"]["last-run"]["error"]).find("not acceptable") != std::string::npos);
+
+        // track_dead_letters: a later version that the sink takes deletes the dead letter.
+        CPPUNIT_ASSERT_EQUAL(201, n.post("/api/pipes", R"([{"_id": "tracked", "type": "pipe",
+            "pump": {"dead_letter_dataset": "tracked-dead", "track_dead_letters": true},
+            "source": {"type": "http_endpoint"}, "sink": {"type": "fixture_picky"}}])").status);
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/tracked/entities",
+                                         R"([{"_id": "x", "bad": true}, {"_id": "y", "bad": true}, {"_id": "z"}])").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("x,y"), ids_of(n.get("/api/datasets/tracked-dead/entities?history=false&deleted=false").json()));
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/tracked/entities", R"([{"_id": "x"}, {"_id": "y", "bad": true}])").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("y"), ids_of(n.get("/api/datasets/tracked-dead/entities?history=false&deleted=false").json()));
+        // Bad input: the option must be a boolean and needs a dead-letter dataset; nothing changes.
+        const std::string config = n.get("/api/config").body;
+        HttpResponse bad = n.post("/api/pipes", R"([{"_id": "t2", "type": "pipe", "pump": {"track_dead_letters": true},
+            "source": {"type": "embedded", "entities": []}}])");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(bad.body, 400, bad.status);
+        CPPUNIT_ASSERT_EQUAL(std::string("/pump/track_dead_letters"), str(bad.json()["validation_errors"][0]["pointer"]));
+        CPPUNIT_ASSERT_EQUAL(400, n.post("/api/pipes", R"([{"_id": "t3", "type": "pipe",
+            "pump": {"use_dead_letter_dataset": true, "track_dead_letters": "yes"},
+            "source": {"type": "embedded", "entities": []}}])").status);
+        CPPUNIT_ASSERT_EQUAL(config, n.get("/api/config").body);
     }
 
 private:

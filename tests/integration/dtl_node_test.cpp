@@ -1,6 +1,7 @@
 // DTL inside a running node: broken DTL rejected at upload with its location, a DTL pipe,
 // POST /api/dtl/preview, `sluice dtl eval|run`, and a hops join whose dependency tracking
 // re-emits only the main entities that reached a changed joined entity.
+#include "postgres_support.hpp"
 #include "test_support.hpp"
 
 #include <cppunit/extensions/HelperMacros.h>
@@ -13,6 +14,16 @@ using sluice::Json;
 using sluice::JsonDocument;
 
 namespace {
+
+// The node's storage for this run of the suite (SLUICE_TEST_STORAGE): memory, or a fresh
+// PostgreSQL database per test.
+std::vector<std::string> storage_args(std::vector<std::string> extra) {
+    std::vector<std::string> args = test_storage() == "postgres"
+                                        ? std::vector<std::string>{"--postgres", fresh_postgres_database("api")}
+                                        : std::vector<std::string>{"--storage", "memory"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    return args;
+}
 
 std::string str(const Json& v) { return v.IsString() ? v.GetString() : sluice::to_json(v); }
 
@@ -77,17 +88,59 @@ class DtlNodeTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testDtlPipeAndPreview);
     CPPUNIT_TEST(testDtlCommandLine);
     CPPUNIT_TEST(testHopsDependencyTracking);
+    CPPUNIT_TEST(testTripStopsThePipe);
     CPPUNIT_TEST_SUITE_END();
 
 public:
     void setUp() override {
         dir_ = std::make_unique<TempDir>();
-        node_ = std::make_unique<NodeProcess>((*dir_) / "data", std::vector<std::string>{"--storage", "memory"});
+        node_ = std::make_unique<NodeProcess>((*dir_) / "data", storage_args({}));
         node_->start();
+        // The suite really runs on the storage it was asked for.
+        const std::string storage = node_->get("/api/status").json()["storage"].GetString();
+        CPPUNIT_ASSERT_MESSAGE(storage, storage.rfind(test_storage(), 0) == 0);
     }
     void tearDown() override {
         node_.reset();
         dir_.reset();
+    }
+
+    // DTL `trip!`: the run fails with the DTL's message, the sink dataset's circuit breaker trips
+    // (even without thresholds) and the pipe stays stopped until an operator resolves it.
+    void testTripStopsThePipe() {
+        NodeProcess& n = *node_;
+        CPPUNIT_ASSERT_EQUAL(200, n.put("/api/config", R"([
+            {"_id": "in", "type": "pipe", "source": {"type": "http_endpoint"}},
+            {"_id": "guard", "type": "pipe", "pump": {"mode": "manual"}, "source": {"type": "dataset", "dataset": "in"},
+             "transform": {"type": "dtl", "rules": {"default": [["copy", "*"],
+                ["if", "_S.bad", [["trip!", ["concat", "bad entity ", "_S._id"]]]]]}}}])").status);
+        int runs = 0;
+        auto run = [&]() {
+            CPPUNIT_ASSERT_EQUAL(200, n.post("/api/pipes/guard/pump", "operation=start", kForm).status);
+            n.wait_for_pipe_runs("guard", ++runs);
+            JsonDocument pump = n.get("/api/pipes/guard/pump").json();
+            JsonDocument last;
+            last.CopyFrom(pump["runtime"]["last-run"], last.GetAllocator());
+            return last;
+        };
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/in/entities", R"([{"_id": "1"}])").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("completed"), str(run()["status"]));
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/in/entities", R"([{"_id": "2", "bad": true}])").status);
+        JsonDocument last = run();
+        CPPUNIT_ASSERT_EQUAL(std::string("failed"), str(last["status"]));
+        CPPUNIT_ASSERT_MESSAGE(str(last["error"]), str(last["error"]).rfind("trip!: bad entity 2", 0) == 0);
+        CPPUNIT_ASSERT(n.get("/api/datasets/guard").json()["runtime"]["circuit-breaker-tripped"].GetBool());
+        // The execution log says why.
+        JsonDocument log = n.get("/api/pipes/guard/log").json();
+        CPPUNIT_ASSERT(str(log[log.Size() - 1]["original_error_message"]).rfind("trip!: ", 0) == 0);
+        last = run();
+        CPPUNIT_ASSERT_MESSAGE(str(last["error"]), str(last["error"]).find("is tripped (trip!: bad entity 2") != std::string::npos);
+        // Fixed upstream, rolled back: the pipe runs again from where it stopped.
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/receivers/in/entities", R"([{"_id": "2"}])").status);
+        CPPUNIT_ASSERT_EQUAL(200, n.post("/api/datasets/guard", "operation=rollback-circuit-breaker", kForm).status);
+        last = run();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(sluice::to_json(last), std::string("completed"), str(last["status"]));
+        CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(2), n.get("/api/datasets/guard/entities?history=false").json().Size());
     }
 
     void testBrokenDtlRejectedWithLocation() {
@@ -160,23 +213,3 @@ private:
 };
 
 CPPUNIT_TEST_SUITE_REGISTRATION(DtlNodeTest);
-
-// The join and its dependency tracking on PostgreSQL: the node's default storage (the managed
-// local cluster it starts itself under the data dir).
-class DtlPostgresNodeTest : public CppUnit::TestFixture {
-    CPPUNIT_TEST_SUITE(DtlPostgresNodeTest);
-    CPPUNIT_TEST(testHopsDependencyTracking);
-    CPPUNIT_TEST_SUITE_END();
-
-public:
-    void testHopsDependencyTracking() {
-        TempDir dir;
-        NodeProcess node(dir / "data");
-        node.start();
-        CPPUNIT_ASSERT(node.get("/api/health").body.find("managed") != std::string::npos);
-        check_hops_dependency_tracking(node);
-        CPPUNIT_ASSERT_EQUAL(0, node.stop());
-    }
-};
-
-CPPUNIT_TEST_SUITE_REGISTRATION(DtlPostgresNodeTest);

@@ -114,6 +114,7 @@ public:
         CPPUNIT_ASSERT_EQUAL(200, ui.status);
         CPPUNIT_ASSERT(ui.content_type.find("text/html") == 0);
         CPPUNIT_ASSERT(ui.body.find("/api/pipes") != std::string::npos);
+        CPPUNIT_ASSERT(ui.body.find("-circuit-breaker") != std::string::npos);  // commit/roll back buttons
         CPPUNIT_ASSERT_EQUAL(std::string("pong"), std::string(node.get("/api/ping").json()["ping"].GetString()));
     }
 

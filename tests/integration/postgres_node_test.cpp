@@ -61,11 +61,16 @@ public:
             CPPUNIT_ASSERT_EQUAL(int64_t(2), dataset_count(node, "p"));
             CPPUNIT_ASSERT(node.get("/api/health").body.find("managed") != std::string::npos);
             CPPUNIT_ASSERT_EQUAL(200, node.put("/api/env", R"({"x": "1"})").status);
+            CPPUNIT_ASSERT_EQUAL(200, node.post("/api/pipes/p/pump", "operation=disable", kForm).status);
             CPPUNIT_ASSERT_EQUAL(0, node.stop());
         }
         NodeProcess again(dir / "data");  // no --config: the stored one comes back
         again.start();
         CPPUNIT_ASSERT_EQUAL(200, again.get("/api/pipes/p").status);
+        // An operator's disable outlives the restart; enabling it is stored the same way.
+        CPPUNIT_ASSERT(again.get("/api/pipes/p/pump").json()["runtime"]["is-disabled"].GetBool());
+        CPPUNIT_ASSERT_EQUAL(200, again.post("/api/pipes/p/pump", "operation=enable", kForm).status);
+        CPPUNIT_ASSERT(!again.get("/api/pipes/p/pump").json()["runtime"]["is-disabled"].GetBool());
         CPPUNIT_ASSERT_EQUAL(std::string("1"), std::string(again.get("/api/env").json()["x"].GetString()));
         JsonDocument entities = again.get("/api/datasets/p/entities").json();
         CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(2), entities.Size());

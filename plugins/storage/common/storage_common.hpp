@@ -157,6 +157,9 @@ struct ReadQuery {
     bool history = true;
     bool deleted = true;
     bool reverse = false;
+    // Circuit breakers: the staged versions follow the committed log, numbered with the offsets
+    // they would get if committed now.
+    bool uncommitted = false;
 };
 
 inline ReadQuery parse_read_query(const Json& q) {
@@ -171,6 +174,8 @@ inline ReadQuery parse_read_query(const Json& q) {
     r.history = bool_or(q, "history", true);
     r.deleted = bool_or(q, "deleted", true);
     r.reverse = bool_or(q, "reverse", false);
+    r.uncommitted = bool_or(q, "uncommitted", false);
+    if (r.uncommitted && r.reverse) throw Error("read query: 'uncommitted' cannot be combined with 'reverse'");
     return r;
 }
 
@@ -179,6 +184,9 @@ struct WriteOptions {
     std::optional<std::string> state_key;
     std::string state_value;  // JSON text
     std::optional<std::string> run;
+    // Circuit breakers: the versions go to the dataset's stage (invisible until stage_commit)
+    // and `state` is held with them, so a pipe's offset moves only when its writes become visible.
+    bool stage = false;
 };
 
 inline WriteOptions parse_write_options(const Json& o) {
@@ -193,12 +201,23 @@ inline WriteOptions parse_write_options(const Json& o) {
         w.state_value = v ? to_json(*v) : "null";
     }
     if (const Json* run = find_member(o, "run"); run && run->IsString()) w.run = std::string(as_view(*run));
+    w.stage = bool_or(o, "stage", false);
     return w;
 }
 
-inline std::string write_result(size_t written, size_t unchanged, std::optional<int64_t> last_offset) {
+// `staged`: for a staged write, how many versions the dataset's stage now holds.
+inline std::string write_result(size_t written, size_t unchanged, std::optional<int64_t> last_offset,
+                                std::optional<int64_t> staged = std::nullopt) {
     return "{\"written\":" + std::to_string(written) + ",\"unchanged\":" + std::to_string(unchanged) +
-           ",\"last_offset\":" + (last_offset ? std::to_string(*last_offset) : std::string("null")) + "}";
+           ",\"last_offset\":" + (last_offset ? std::to_string(*last_offset) : std::string("null")) +
+           (staged ? ",\"staged\":" + std::to_string(*staged) : std::string()) + "}";
+}
+
+// The `info` object of a tripped circuit breaker, as given to stage_trip (an object), as text.
+inline std::string breaker_info_text(const Json& cmd) {
+    const Json* info = find_member(cmd, "info");
+    if (!info || !info->IsObject()) throw Error("storage command 'stage_trip': 'info' (object) is required");
+    return to_json(*info);
 }
 
 inline std::string required_string(const Json& cmd, std::string_view name) {

@@ -53,6 +53,15 @@ struct PropertyIndex {
     }
 };
 
+// A version written while a circuit breaker stages the dataset's writes: no offset yet.
+struct StagedVersion {
+    std::string id;
+    std::string content;
+    std::string hash;
+    bool deleted = false;
+    int64_t ts = 0;
+};
+
 struct Dataset {
     std::string generation = new_uuid();
     bool populated = false;
@@ -62,6 +71,29 @@ struct Dataset {
     size_t latest_deleted = 0;
     std::unordered_map<std::string, std::unordered_set<std::string>> seen;  // run -> ids
     std::unordered_map<std::string, PropertyIndex> indexes;
+    // Circuit breaker: staged versions in write order, the index of each id's newest one, the
+    // pipe state held until commit, and the tripped breaker's info ("" when not tripped).
+    std::vector<StagedVersion> stage;
+    std::unordered_map<std::string, size_t> stage_latest;
+    std::optional<std::pair<std::string, std::string>> stage_state;
+    std::string breaker;
+
+    // The hash an incoming version is compared with: the newest staged one, else the latest.
+    const std::string* current_hash(const std::string& id) const {
+        if (auto it = stage_latest.find(id); it != stage_latest.end()) return &stage[it->second].hash;
+        const Version* v = latest_version(id);
+        return v ? &v->hash : nullptr;
+    }
+    void stage_version(const std::string& id, std::string content, std::string hash, bool deleted, int64_t ts) {
+        stage_latest[id] = stage.size();
+        stage.push_back({id, std::move(content), std::move(hash), deleted, ts});
+    }
+    void clear_stage() {
+        stage.clear();
+        stage_latest.clear();
+        stage_state.reset();
+        breaker.clear();
+    }
 
     const Version* latest_version(const std::string& id) const {
         auto it = latest.find(id);
@@ -115,6 +147,20 @@ public:
         size_t written = 0, unchanged = 0;
         const int64_t ts = now_us();
         std::unordered_set<std::string>* seen = opts.run ? &ds.seen[*opts.run] : nullptr;
+        if (opts.stage) {
+            for (PreparedEntity& e : entities) {
+                if (seen) seen->insert(e.id);
+                const std::string* current = ds.current_hash(e.id);
+                if (!opts.force && current && *current == e.hash) {
+                    ++unchanged;
+                    continue;
+                }
+                ds.stage_version(e.id, std::move(e.content), std::move(e.hash), e.deleted, ts);
+                ++written;
+            }
+            if (opts.state_key) ds.stage_state = std::make_pair(*opts.state_key, opts.state_value);
+            return write_result(written, unchanged, last_offset(ds), static_cast<int64_t>(ds.stage.size()));
+        }
         for (PreparedEntity& e : entities) {
             if (seen) seen->insert(e.id);
             const Version* current = ds.latest_version(e.id);
@@ -170,6 +216,42 @@ public:
             delivered = true;
             if (!deliver(chunk.text())) return;
             if (!more) break;
+        }
+        if (q.uncommitted && remaining > 0) {
+            // Copied under the lock, delivered after it: a reader may call back into the store.
+            // The stage is small (bounded by the breaker's limit).
+            std::vector<std::string> chunks;
+            {
+                std::shared_lock lock(mutex_);
+                auto dit = datasets_.find(q.dataset);
+                if (dit != datasets_.end()) {
+                    const Dataset& ds = dit->second;
+                    std::unordered_map<std::string, int64_t> previous;
+                    BatchBuilder chunk;
+                    for (size_t i = 0; i < ds.stage.size() && remaining > 0; ++i) {
+                        const StagedVersion& v = ds.stage[i];
+                        const int64_t offset = ds.next_offset + static_cast<int64_t>(i);
+                        std::optional<int64_t> prev;
+                        if (auto p = previous.find(v.id); p != previous.end()) prev = p->second;
+                        else if (auto l = ds.latest.find(v.id); l != ds.latest.end()) prev = l->second;
+                        previous[v.id] = offset;
+                        if (q.since && offset <= *q.since) continue;
+                        if (!q.deleted && v.deleted) continue;
+                        if (!q.history && ds.stage_latest.at(v.id) != i) continue;
+                        chunk.add_raw(version_text(v.content, v.deleted, offset, prev, v.ts, v.hash));
+                        --remaining;
+                        if (chunk.count() >= kChunkEntities) {
+                            chunks.emplace_back(chunk.text());
+                            chunk.clear();
+                        }
+                    }
+                    if (!chunk.empty()) chunks.emplace_back(chunk.text());
+                }
+            }
+            for (const std::string& c : chunks) {
+                delivered = true;
+                if (!deliver(c)) return;
+            }
         }
         if (!delivered) deliver("[]");
     }
@@ -247,7 +329,33 @@ public:
             ds.populated = value;
             return info_json(name, ds);
         }
-        if (op == "delete_unseen") return delete_unseen(required_string(cmd, "dataset"), required_string(cmd, "run"));
+        if (op == "delete_unseen")
+            return delete_unseen(required_string(cmd, "dataset"), required_string(cmd, "run"), bool_or(cmd, "stage", false));
+        if (op == "stage_trip") {
+            std::string name = required_string(cmd, "dataset");
+            std::string info = breaker_info_text(cmd);
+            std::unique_lock lock(mutex_);
+            Dataset& ds = datasets_[name];
+            ds.breaker = std::move(info);
+            return info_json(name, ds);
+        }
+        if (op == "stage_commit" || op == "stage_rollback") {
+            std::string name = required_string(cmd, "dataset");
+            std::unique_lock lock(mutex_);
+            auto it = datasets_.find(name);
+            const bool commit = op == "stage_commit";
+            size_t n = 0;
+            if (it != datasets_.end()) {
+                Dataset& ds = it->second;
+                n = ds.stage.size();
+                if (commit) {
+                    for (StagedVersion& v : ds.stage) ds.append(v.id, v.content, v.hash, v.deleted, v.ts);
+                    if (ds.stage_state) state_[ds.stage_state->first] = ds.stage_state->second;
+                }
+                ds.clear_stage();
+            }
+            return std::string("{\"") + (commit ? "committed" : "discarded") + "\":" + std::to_string(n) + "}";
+        }
         if (op == "compact") return compact(cmd);
         if (op == "state_get") {
             std::string key = required_string(cmd, "key");
@@ -320,7 +428,9 @@ private:
         out += ",\"versions\":" + std::to_string(ds.log.size());
         out += ",\"last_offset\":" + (last ? std::to_string(*last) : std::string("null"));
         out += ",\"generation\":\"" + ds.generation + "\"";
-        out += std::string(",\"populated\":") + (ds.populated ? "true" : "false") + "}";
+        out += std::string(",\"populated\":") + (ds.populated ? "true" : "false");
+        out += ",\"staged\":" + std::to_string(ds.stage.size());
+        out += ",\"circuit_breaker\":" + (ds.breaker.empty() ? std::string("null") : ds.breaker) + "}";
         return out;
     }
 
@@ -336,7 +446,7 @@ private:
         return index;
     }
 
-    std::string delete_unseen(const std::string& name, const std::string& run) {
+    std::string delete_unseen(const std::string& name, const std::string& run, bool stage) {
         std::unique_lock lock(mutex_);
         auto dit = datasets_.find(name);
         if (dit == datasets_.end()) return "{\"deleted\":0}";
@@ -350,14 +460,20 @@ private:
             if (!ds.log.at(offset).deleted && !seen.count(id)) victims.push_back(offset);
         std::sort(victims.begin(), victims.end());
         const int64_t ts = now_us();
+        size_t deleted = 0;
         for (int64_t offset : victims) {
             const Version& v = ds.log.at(offset);
             std::string id = v.id, content = v.content;
+            // Staged by this run means seen by it; only committed live ids are candidates.
+            if (stage && ds.stage_latest.count(id)) continue;
             JsonDocument doc = parse_json(content, "stored entity");
             doc.AddMember("_deleted", true, doc.GetAllocator());
-            ds.append(id, content, entity_hash(doc), true, ts);
+            if (stage) ds.stage_version(id, content, entity_hash(doc), true, ts);
+            else ds.append(id, content, entity_hash(doc), true, ts);
+            ++deleted;
         }
-        return "{\"deleted\":" + std::to_string(victims.size()) + "}";
+        return "{\"deleted\":" + std::to_string(deleted) +
+               (stage ? ",\"staged\":" + std::to_string(ds.stage.size()) : std::string()) + "}";
     }
 
     std::string compact(const JsonDocument& cmd) {

@@ -1,6 +1,6 @@
 // sluice-storage-postgres: the storage protocol of docs/storage.md in PostgreSQL.
 //
-// Layout (schema version 2, see migrate()):
+// Layout (schema version 3, see migrate()):
 //   sluice_datasets        one row per dataset: internal id, name, generation, next offset,
 //                          counts, populated. Its row lock serialises writers of one dataset.
 //   sluice_log_<id>        the log: one row per version (off PK, eid, deleted, prev, ts, hash uuid,
@@ -8,7 +8,10 @@
 //   sluice_latest_<id>     the latest version per _id (eid PK, off, hash, deleted).
 //   sluice_seen_<id>       (UNLOGGED) ids seen by a run, for delete_unseen: one row per write
 //                          (run, eids text[]) — a single small insert per batch instead of one
-//                          index entry per id (schema version 2; version 1 had (run, eid) rows).
+//                          index entry per id (schema version 3; before, (run, eid) rows).
+//   sluice_stage_<id>      (schema 2) versions staged by a circuit breaker (seq PK, eid, deleted,
+//                          ts, hash, body), offsets assigned only at stage_commit; the held pipe
+//                          state and the tripped breaker's info live in the dataset's row.
 //   sluice_state, sluice_state_history   pipe state and the node config (+ history).
 // Dataset names are data (parameters); table names only ever carry the integer id.
 //
@@ -40,7 +43,7 @@ using pg::Connection;
 using pg::Params;
 using pg::Result;
 
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 // Key of the advisory lock that serialises schema migrations between processes.
 constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7236923498361700001)";
 
@@ -54,13 +57,17 @@ struct DatasetRow {
     int64_t deleted = 0;
     int64_t versions = 0;
     bool populated = false;
+    int64_t staged = 0;    // rows in the stage table (circuit breaker)
+    std::string breaker;   // the tripped breaker's info (JSON text), "" when not tripped
 
     std::string log() const { return "sluice_log_" + std::to_string(id); }
     std::string latest() const { return "sluice_latest_" + std::to_string(id); }
     std::string seen() const { return "sluice_seen_" + std::to_string(id); }
+    std::string stage() const { return "sluice_stage_" + std::to_string(id); }
 };
 
-const char* const kRowColumns = "id, name, generation, next_offset, live_count, deleted_count, versions, populated";
+const char* const kRowColumns =
+    "id, name, generation, next_offset, live_count, deleted_count, versions, populated, staged, breaker";
 
 DatasetRow row_from(const Result& r, int i) {
     DatasetRow d;
@@ -72,6 +79,8 @@ DatasetRow row_from(const Result& r, int i) {
     d.deleted = r.int64(i, 5);
     d.versions = r.int64(i, 6);
     d.populated = r.boolean(i, 7);
+    d.staged = r.int64(i, 8);
+    if (!r.null(i, 9)) d.breaker = std::string(r.text(i, 9));
     return d;
 }
 
@@ -83,7 +92,9 @@ std::string info_json(const DatasetRow& d) {
     out += ",\"versions\":" + std::to_string(d.versions);
     out += ",\"last_offset\":" + (d.next_offset > 0 ? std::to_string(d.next_offset - 1) : std::string("null"));
     out += ",\"generation\":\"" + d.generation + "\"";
-    out += std::string(",\"populated\":") + (d.populated ? "true" : "false") + "}";
+    out += std::string(",\"populated\":") + (d.populated ? "true" : "false");
+    out += ",\"staged\":" + std::to_string(d.staged);
+    out += ",\"circuit_breaker\":" + (d.breaker.empty() ? std::string("null") : d.breaker) + "}";
     return out;
 }
 
@@ -404,6 +415,10 @@ public:
         JsonDocument doc(arena.allocator());
         std::vector<Item> items = parse_items(batch, doc, text);  // validates before any change
         auto c = pool_->acquire();
+        if (opts.stage) {
+            hash_items(items);
+            return write_staged(*c, dataset, items, opts);
+        }
 
         // 1. Optimistic, without the lock: the dataset row and the latest (off, hash) of the
         //    batch's ids, read in one snapshot; the server works while the batch is hashed.
@@ -607,7 +622,49 @@ public:
             if (!deliver(chunk)) return;
             if (rows < want) break;
         }
+        if (q.uncommitted && ds->staged > 0 && remaining > 0) {
+            if (!read_staged(*ds, q, remaining, deliver, delivered)) return;
+        }
         if (!delivered) deliver("[]");
+    }
+
+    // The staged versions after the committed log, numbered base + seq (the offsets a commit
+    // would give them); keyset pages on seq, `_previous` through the (eid, seq) index. Returns
+    // false when the reader stopped.
+    bool read_staged(const DatasetRow& ds, const ReadQuery& q, int64_t remaining,
+                     const std::function<bool(std::string_view)>& deliver, bool& delivered) {
+        const std::string base = std::to_string(ds.next_offset);
+        std::string sql = "SELECT " + base + " + s.seq, s.deleted, coalesce((SELECT " + base + " + max(p.seq) FROM " +
+                          ds.stage() + " p WHERE p.eid = s.eid AND p.seq < s.seq), (SELECT t.off FROM " + ds.latest() +
+                          " t WHERE t.eid = s.eid)), s.ts, s.hash, s.body FROM " + ds.stage() +
+                          " s WHERE s.seq > $1";
+        if (!q.deleted) sql += " AND NOT s.deleted";
+        if (!q.history)
+            sql += " AND NOT EXISTS (SELECT 1 FROM " + ds.stage() + " n WHERE n.eid = s.eid AND n.seq > s.seq)";
+        sql += " ORDER BY s.seq LIMIT $2";
+        int64_t cursor = q.since ? std::max<int64_t>(-1, *q.since - ds.next_offset) : -1;
+        while (remaining > 0) {
+            int64_t want = std::min<int64_t>(remaining, static_cast<int64_t>(kChunkEntities));
+            std::string chunk = "[";
+            int rows = 0;
+            {
+                auto c = pool_->acquire();
+                Result r = c->exec(sql, Params().int64(cursor).int64(want));
+                rows = r.rows();
+                for (int i = 0; i < rows; ++i) {
+                    if (i) chunk.push_back(',');
+                    append_version(chunk, r, i);
+                }
+                if (rows > 0) cursor = r.int64(rows - 1, 0) - ds.next_offset;
+            }
+            chunk.push_back(']');
+            if (rows == 0) break;
+            delivered = true;
+            remaining -= rows;
+            if (!deliver(chunk)) return false;
+            if (rows < want) break;
+        }
+        return true;
     }
 
     // ---- lookup -----------------------------------------------------------------------------
@@ -702,7 +759,7 @@ public:
             pg::Transaction tx(*c);
             std::optional<DatasetRow> ds = lock_dataset(*c, name, false);
             if (!ds) return "{\"deleted\":false}";
-            c->exec("DROP TABLE IF EXISTS " + ds->log() + ", " + ds->latest() + ", " + ds->seen());
+            c->exec("DROP TABLE IF EXISTS " + ds->log() + ", " + ds->latest() + ", " + ds->seen() + ", " + ds->stage());
             c->exec("DELETE FROM sluice_datasets WHERE id = $1", Params().int64(ds->id));
             tx.commit();
             forget_lookup_index(ds->id);
@@ -715,11 +772,13 @@ public:
             auto c = pool_->acquire();
             pg::Transaction tx(*c);
             DatasetRow ds = lock_dataset(*c, name, true).value();
-            c->exec("TRUNCATE " + ds.log() + ", " + ds.latest() + ", " + ds.seen());
+            c->exec("TRUNCATE " + ds.log() + ", " + ds.latest() + ", " + ds.seen() + ", " + ds.stage());
             ds.generation = new_uuid();
-            ds.next_offset = ds.live = ds.deleted = ds.versions = 0;
+            ds.next_offset = ds.live = ds.deleted = ds.versions = ds.staged = 0;
             ds.populated = false;
+            ds.breaker.clear();
             store_row(*c, ds);
+            clear_stage_row(*c, ds.id);
             tx.commit();
             cache_->forget(ds.id);
             return info_json(ds);
@@ -735,7 +794,34 @@ public:
             tx.commit();
             return info_json(ds);
         }
-        if (op == "delete_unseen") return delete_unseen(required_string(cmd, "dataset"), required_string(cmd, "run"));
+        if (op == "delete_unseen")
+            return delete_unseen(required_string(cmd, "dataset"), required_string(cmd, "run"), bool_or(cmd, "stage", false));
+        if (op == "stage_trip") {
+            std::string name = required_string(cmd, "dataset");
+            std::string info = breaker_info_text(cmd);
+            auto c = pool_->acquire();
+            pg::Transaction tx(*c);
+            DatasetRow ds = lock_dataset(*c, name, true).value();
+            c->exec("UPDATE sluice_datasets SET breaker = $2::json WHERE id = $1", Params().int64(ds.id).text(info));
+            tx.commit();
+            ds.breaker = info;
+            return info_json(ds);
+        }
+        if (op == "stage_commit") return stage_commit(required_string(cmd, "dataset"));
+        if (op == "stage_rollback") {
+            std::string name = required_string(cmd, "dataset");
+            auto c = pool_->acquire();
+            pg::Transaction tx(*c);
+            std::optional<DatasetRow> ds = lock_dataset(*c, name, false);
+            if (!ds) return "{\"discarded\":0}";
+            const int64_t n = ds->staged;
+            c->exec("TRUNCATE " + ds->stage());
+            ds->staged = 0;
+            store_row(*c, *ds);
+            clear_stage_row(*c, ds->id);
+            tx.commit();
+            return "{\"discarded\":" + std::to_string(n) + "}";
+        }
         if (op == "compact") return compact(cmd);
         if (op == "state_get") {
             std::string key = required_string(cmd, "key");
@@ -840,7 +926,16 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
 )SQL");
         }
         if (version < 2) {
-            // Version 2: run marks as one (run, eids text[]) row per write instead of one
+            // Circuit breakers: per dataset a stage table, and in its row the staged count, the
+            // pipe state held until commit and the tripped breaker's info.
+            c.exec("ALTER TABLE sluice_datasets ADD COLUMN staged bigint NOT NULL DEFAULT 0,"
+                   " ADD COLUMN stage_state_key text, ADD COLUMN stage_state json, ADD COLUMN breaker json");
+            Result ids = c.exec("SELECT id FROM sluice_datasets");
+            for (int i = 0; i < ids.rows(); ++i) create_stage_table(c, ids.int64(i, 0));
+            c.exec("INSERT INTO sluice_schema_version (version) VALUES (2)");
+        }
+        if (version < 3) {
+            // Version 3: run marks as one (run, eids text[]) row per write instead of one
             // (run, eid) row per id. The marks are transient (UNLOGGED, only meaningful during
             // a run), so the old tables are replaced, not converted.
             Result ids = c.exec("SELECT id FROM sluice_datasets");
@@ -848,7 +943,7 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
                 const std::string n = std::to_string(ids.int64(i, 0));
                 c.exec("DROP TABLE IF EXISTS sluice_seen_" + n + "; " + seen_table_sql(n));
             }
-            c.exec("INSERT INTO sluice_schema_version (version) VALUES (2)");
+            c.exec("INSERT INTO sluice_schema_version (version) VALUES (3)");
         }
         tx.commit();
     }
@@ -867,6 +962,20 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
                " eid text COLLATE \"C\" PRIMARY KEY, off bigint NOT NULL, hash uuid NOT NULL,"
                " deleted boolean NOT NULL) WITH (fillfactor = 80);" +
                seen_table_sql(n));
+        create_stage_table(c, id);
+    }
+
+    static void create_stage_table(Connection& c, int64_t id) {
+        std::string n = std::to_string(id);
+        c.exec("CREATE TABLE sluice_stage_" + n + " ("
+               " seq bigint PRIMARY KEY, eid text COLLATE \"C\" NOT NULL, deleted boolean NOT NULL,"
+               " ts bigint NOT NULL, hash uuid NOT NULL, body json NOT NULL);"
+               "CREATE INDEX sluice_stage_" + n + "_eid ON sluice_stage_" + n + " (eid, seq)");
+    }
+
+    static void clear_stage_row(Connection& c, int64_t id) {
+        c.exec("UPDATE sluice_datasets SET stage_state_key = NULL, stage_state = NULL, breaker = NULL WHERE id = $1",
+               Params().int64(id));
     }
 
     // ---- dataset rows -----------------------------------------------------------------------
@@ -897,9 +1006,9 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
 
     static void store_row(Connection& c, const DatasetRow& d) {
         c.exec("UPDATE sluice_datasets SET generation = $2, next_offset = $3, live_count = $4, deleted_count = $5,"
-               " versions = $6, populated = $7 WHERE id = $1",
+               " versions = $6, populated = $7, staged = $8 WHERE id = $1",
                Params().int64(d.id).text(d.generation).int64(d.next_offset).int64(d.live).int64(d.deleted)
-                   .int64(d.versions).boolean(d.populated));
+                   .int64(d.versions).boolean(d.populated).int64(d.staged));
     }
 
     static void put_state(Connection& c, const std::string& key, const std::string& value_json) {
@@ -1040,10 +1149,130 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
         return {written, unchanged};
     }
 
+    // ---- circuit breaker stage ----------------------------------------------------------------
+
+    // A staged write: one transaction under the dataset's row lock, as append() but into the
+    // stage table; the write rule compares with the newest staged version of an id, else its
+    // latest committed one (two probes for the whole batch). `state` is held in the row.
+    std::string write_staged(Connection& c, const std::string& dataset, const std::vector<Item>& items,
+                             const WriteOptions& opts) {
+        pg::Transaction tx(c);
+        DatasetRow ds = lock_dataset(c, dataset, true).value();
+        remember_id(dataset, ds.id);
+        auto [written, unchanged] = stage_items(c, ds, items, opts.force, now_us());
+        if (opts.run) mark_seen(c, ds.id, *opts.run, items);
+        if (opts.state_key)
+            c.exec("UPDATE sluice_datasets SET stage_state_key = $2, stage_state = $3::json WHERE id = $1",
+                   Params().int64(ds.id).text(*opts.state_key).text(opts.state_value));
+        store_row(c, ds);
+        tx.commit();
+        std::optional<int64_t> last;
+        if (ds.next_offset > 0) last = ds.next_offset - 1;
+        return write_result(written, unchanged, last, ds.staged);
+    }
+
+    // Stages the new and changed entities of `items` (in batch order) for the locked `ds`.
+    static std::pair<size_t, size_t> stage_items(Connection& c, DatasetRow& ds, const std::vector<Item>& items,
+                                                 bool force, int64_t ts) {
+        if (items.empty()) return {0, 0};
+        Currents current = probe_latest(c, ds, items);
+        if (ds.staged > 0) {
+            std::unordered_set<std::string_view> ids;
+            for (const Item& e : items) ids.insert(e.id);
+            Result r = c.exec("SELECT DISTINCT ON (eid) eid, hash, deleted FROM " + ds.stage() +
+                                  " WHERE eid = ANY($1) ORDER BY eid, seq DESC",
+                              Params().binary(distinct_ids(items), pg::kTextArray), true);
+            for (int i = 0; i < r.rows(); ++i) {
+                auto it = ids.find(r.text(i, 0));
+                if (it == ids.end()) continue;
+                current[*it] = Current{-1, std::string(r.text(i, 1)), r.bin_bool(i, 2)};
+            }
+        }
+        pg::CopyBuilder copy;
+        size_t written = 0, unchanged = 0;
+        std::string content;
+        for (const Item& e : items) {
+            auto it = current.find(e.id);
+            if (!force && it != current.end() && it->second.hash == e.hash) {
+                ++unchanged;
+                continue;
+            }
+            copy.row(6);
+            copy.field_int64(ds.staged++);
+            copy.field(e.id);
+            copy.field_bool(e.deleted);
+            copy.field_int64(ts);
+            copy.field(e.hash);
+            if (e.entity) {
+                content = content_text(*e.entity);
+                copy.field(content);
+            } else {
+                copy.field(e.content);
+            }
+            if (it != current.end()) it->second.hash = e.hash;
+            else current.emplace(e.id, Current{-1, e.hash, e.deleted});
+            ++written;
+        }
+        if (written > 0)
+            c.copy_in("COPY " + ds.stage() + " (seq, eid, deleted, ts, hash, body) FROM STDIN (FORMAT binary)",
+                      copy.finish());
+        return {written, unchanged};
+    }
+
+    // Appends the staged versions to the log in staged order, set-based: offsets next_offset +
+    // seq, `_previous` by a window over each id, the latest rows upserted from each id's newest
+    // staged version, the counters moved by the difference; then the held state is applied.
+    std::string stage_commit(const std::string& name) {
+        auto c = pool_->acquire();
+        pg::Transaction tx(*c);
+        std::optional<DatasetRow> found = lock_dataset(*c, name, false);
+        if (!found) return "{\"committed\":0}";
+        DatasetRow ds = *found;
+        const int64_t n = ds.staged;
+        if (n > 0) {
+            const Params base = Params().int64(ds.next_offset);
+            c->exec("INSERT INTO " + ds.log() + " (off, eid, deleted, prev, ts, hash, body)"
+                    " SELECT x.off, x.eid, x.deleted, coalesce(lag(x.off) OVER (PARTITION BY x.eid ORDER BY x.off), t.off),"
+                    " x.ts, x.hash, x.body FROM (SELECT $1::bigint + s.seq AS off, s.eid, s.deleted, s.ts, s.hash, s.body"
+                    " FROM " + ds.stage() + " s) x LEFT JOIN " + ds.latest() + " t ON t.eid = x.eid",
+                    base);
+            Result delta = c->exec(
+                "WITH f AS (SELECT DISTINCT ON (eid) eid, deleted FROM " + ds.stage() + " ORDER BY eid, seq DESC)"
+                " SELECT coalesce(sum((CASE WHEN NOT f.deleted THEN 1 ELSE 0 END) -"
+                " (CASE WHEN t.eid IS NOT NULL AND NOT t.deleted THEN 1 ELSE 0 END)), 0),"
+                " coalesce(sum((CASE WHEN f.deleted THEN 1 ELSE 0 END) -"
+                " (CASE WHEN t.eid IS NOT NULL AND t.deleted THEN 1 ELSE 0 END)), 0)"
+                " FROM f LEFT JOIN " + ds.latest() + " t ON t.eid = f.eid");
+            ds.live += delta.int64(0, 0);
+            ds.deleted += delta.int64(0, 1);
+            c->exec("INSERT INTO " + ds.latest() + " (eid, off, hash, deleted)"
+                    " SELECT DISTINCT ON (eid) eid, $1::bigint + seq, hash, deleted FROM " + ds.stage() +
+                    " ORDER BY eid, seq DESC"
+                    " ON CONFLICT (eid) DO UPDATE SET off = EXCLUDED.off, hash = EXCLUDED.hash, deleted = EXCLUDED.deleted",
+                    base);
+            ds.next_offset += n;
+            ds.versions += n;
+            c->exec("TRUNCATE " + ds.stage());
+        }
+        Result held = c->exec("SELECT stage_state_key, stage_state FROM sluice_datasets WHERE id = $1",
+                              Params().int64(ds.id));
+        if (held.rows() > 0 && !held.null(0, 0))
+            put_state(*c, std::string(held.text(0, 0)), std::string(held.text(0, 1)));
+        ds.staged = 0;
+        store_row(*c, ds);
+        clear_stage_row(*c, ds.id);
+        tx.commit();
+        return "{\"committed\":" + std::to_string(n) + "}";
+    }
+
     // Marks the ids (a binary text[], never empty) as seen by `run`: one row per write.
     static void mark_seen(Connection& c, int64_t id, const std::string& run, const std::string& ids) {
         c.exec("INSERT INTO sluice_seen_" + std::to_string(id) + " (run, eids) VALUES ($1, $2)",
                Params().text(run).binary(ids, pg::kTextArray));
+    }
+
+    static void mark_seen(Connection& c, int64_t id, const std::string& run, const std::vector<Item>& items) {
+        if (!items.empty()) mark_seen(c, id, run, distinct_ids(items));
     }
 
     // Dataset name -> internal id, for the unlocked snapshot read (never trusted blindly: the
@@ -1066,7 +1295,7 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
 
     // ---- maintenance ------------------------------------------------------------------------
 
-    std::string delete_unseen(const std::string& name, const std::string& run) {
+    std::string delete_unseen(const std::string& name, const std::string& run, bool stage) {
         auto c = pool_->acquire();
         pg::Transaction tx(*c);
         std::optional<DatasetRow> found = lock_dataset(*c, name, false);
@@ -1096,15 +1325,30 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
                 t.hash = hash_bytes(content_hash(doc));
                 t.deleted = true;
             }
-            Currents currents = probe_latest(*c, ds, tombstones);
-            deleted += append(*c, ds, tombstones, false, ts, currents).first;
+            if (stage) {
+                // Staged by this run means seen by it; only committed live ids are candidates.
+                if (ds.staged > 0) {
+                    Result in_stage = c->exec("SELECT DISTINCT eid FROM " + ds.stage() + " WHERE eid = ANY($1)",
+                                              Params().binary(distinct_ids(tombstones), pg::kTextArray));
+                    std::unordered_set<std::string> skip;
+                    for (int i = 0; i < in_stage.rows(); ++i) skip.insert(std::string(in_stage.text(i, 0)));
+                    tombstones.erase(std::remove_if(tombstones.begin(), tombstones.end(),
+                                                    [&](const Item& t) { return skip.count(std::string(t.id)) > 0; }),
+                                     tombstones.end());
+                }
+                deleted += stage_items(*c, ds, tombstones, false, ts).first;
+            } else {
+                Currents currents = probe_latest(*c, ds, tombstones);
+                deleted += append(*c, ds, tombstones, false, ts, currents).first;
+            }
         }
         c->exec("CLOSE sluice_unseen");
         c->exec("DELETE FROM " + ds.seen() + " WHERE run = $1", Params().text(run));
         store_row(*c, ds);
         tx.commit();
         cache_->forget(ds.id);  // tombstones moved it on
-        return "{\"deleted\":" + std::to_string(deleted) + "}";
+        return "{\"deleted\":" + std::to_string(deleted) +
+               (stage ? ",\"staged\":" + std::to_string(ds.staged) : std::string()) + "}";
     }
 
     std::string compact(const JsonDocument& cmd) {

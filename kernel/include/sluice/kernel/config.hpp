@@ -47,6 +47,8 @@ struct PumpSettings {
     // Entities a sink rejects (after retries) are kept here instead of failing the run; empty:
     // a rejected entity fails the run. `use_dead_letter_dataset: true` = system:dead-letter:<pipe>.
     std::string dead_letter_dataset;
+    // A dead letter is deleted once a later version of its entity reaches the sink.
+    bool track_dead_letters = false;
 };
 
 struct PipeConfig {
