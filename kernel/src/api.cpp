@@ -372,6 +372,9 @@ private:
         route("POST", "/api/datasets/{id}", [this](Request& req, HTTPServerResponse& res) {
             circuit_breaker_operation(req, res);
         });
+        route("POST", "/api/datasets/{id}/entities", [this](Request& req, HTTPServerResponse& res) {
+            write_entities(req, res);
+        });
         route("GET", "/api/datasets/{id}/entity", [this](Request& req, HTTPServerResponse& res) {
             auto entity_id = req.param("entity_id");
             if (!entity_id) throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "missing query parameter 'entity_id'");
@@ -386,6 +389,43 @@ private:
                                 "dataset '" + req.params[0] + "' has no entity '" + *entity_id + "'");
             send_json(res, entity);
         });
+    }
+
+    // POST /api/datasets/{id}/entities[?force=true] (reference §5.4): writes one entity or an
+    // array of them straight into the dataset under the write rule (`force` bypasses the hash
+    // check), creating the dataset if needed. The whole body is one storage write — one
+    // transaction — so it lands whole or not at all; every entity is checked first (an object
+    // with a string `_id`), and a bad one is a 400 naming its index that writes nothing. Meant
+    // for tests and repairs: pipes and receivers are the production path.
+    void write_entities(Request& req, HTTPServerResponse& res) {
+        const std::string& dataset = req.params[0];
+        const std::string text = req.body();
+        JsonDocument doc;
+        doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
+        if (doc.HasParseError())
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "malformed JSON",
+                            "parse error at byte " + std::to_string(doc.GetErrorOffset()));
+        if (doc.IsObject()) {
+            JsonDocument array(rapidjson::kArrayType);
+            array.PushBack(Json(doc, array.GetAllocator()), array.GetAllocator());
+            doc.Swap(array);
+        }
+        if (!doc.IsArray())
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "expected an entity or a JSON array of entities");
+        for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
+            const Json* id = doc[i].IsObject() ? find_member(doc[i], "_id") : nullptr;
+            if (!id || !id->IsString())
+                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid entity",
+                                "/" + std::to_string(i) + ": " +
+                                    (doc[i].IsObject() ? "an entity needs a string '_id'" : "not a JSON object"));
+        }
+        const std::optional<std::string> force = req.param("force");
+        if (force && *force != "true" && *force != "false")
+            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "query parameter 'force' must be true or false");
+        const bool forced = force && *force == "true";
+        // The storage's answer: {"written", "unchanged", "last_offset"}.
+        const std::string answer = node_.store().write(dataset, to_json(doc), doc.Size(), forced ? R"({"force":true})" : "{}");
+        send_json(res, answer);
     }
 
     // POST /api/datasets/{id} operation=commit-circuit-breaker | rollback-circuit-breaker

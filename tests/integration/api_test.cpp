@@ -61,6 +61,7 @@ class ApiTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testDeadLetters);
     CPPUNIT_TEST(testCircuitBreaker);
     CPPUNIT_TEST(testDatasetHeaders);
+    CPPUNIT_TEST(testPostEntitiesToDataset);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -512,6 +513,30 @@ public:
         CPPUNIT_ASSERT_EQUAL(size_t(36), generation.size());
         CPPUNIT_ASSERT_EQUAL(generation, r.headers["X-Dataset-Generation"]);
         CPPUNIT_ASSERT_EQUAL(404, n.get("/api/datasets/nope/entities").status);
+    }
+
+    // POST /api/datasets/{id}/entities: the write rule applies unless force=true; a bad entity
+    // anywhere in the body writes nothing.
+    void testPostEntitiesToDataset() {
+        NodeProcess& n = *node_;
+        HttpResponse first = n.post("/api/datasets/direct/entities", R"([{"_id": "a", "v": 1}, {"_id": "b", "v": 2}])");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(first.body, 200, first.status);
+        CPPUNIT_ASSERT_EQUAL(int64_t(2), first.json()["written"].GetInt64());
+        // One entity (not an array), unchanged: no new version.
+        JsonDocument again = n.post("/api/datasets/direct/entities", R"({"v": 1, "_id": "a"})").json();
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), again["written"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), again["unchanged"].GetInt64());
+        JsonDocument forced = n.post("/api/datasets/direct/entities?force=true", R"([{"_id": "a", "v": 1}])").json();
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), forced["written"].GetInt64());
+        // Entity 1 has no _id: 400 naming it, and "c" (entity 0) is not written either.
+        HttpResponse bad = n.post("/api/datasets/direct/entities", R"([{"_id": "c"}, {"v": 3}])");
+        CPPUNIT_ASSERT_EQUAL(400, bad.status);
+        CPPUNIT_ASSERT_MESSAGE(bad.body, bad.body.find("/1") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(400, n.post("/api/datasets/direct/entities", "[{").status);
+        JsonDocument all = n.get("/api/datasets/direct/entities?history=true").json();
+        CPPUNIT_ASSERT_EQUAL(rapidjson::SizeType(3), all.Size());
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), all[2]["_previous"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(404, n.get("/api/datasets/direct/entity?entity_id=c").status);
     }
 
     void testDeadLetters() {
