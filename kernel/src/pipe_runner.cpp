@@ -788,6 +788,7 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
         if (std::string refusal = prepare_breaker(run, pushed); !refusal.empty()) {
             // No execution-log entries: the run never started (the scheduler keeps asking).
             result.error = refusal;
+            result.refused = true;
             result.ended_us = now_us();
             return result;
         }

@@ -162,7 +162,12 @@ RunResult PumpManager::execute(Pump& pump, bool force_full, const PushedInput* p
         result = runner.run(*pipe, *config, options);
     }
     Poco::Logger& log = Poco::Logger::get("sluice.pumps");
-    if (result.ok) {
+    // A pipe held by a tripped circuit breaker is asked to run at every interval until an
+    // operator resolves it: the refusal is logged once, not as a failure per interval.
+    const bool refused_before = pump.last_run && pump.last_run->refused;
+    if (result.refused) {
+        if (!refused_before) log.warning("pipe " + pump.pipe_id + " not run: " + result.error);
+    } else if (result.ok) {
         log.information("pipe " + pump.pipe_id + " completed: " + std::to_string(result.entities_read) +
                         " read, " + std::to_string(result.changes) + " changes");
     } else {
@@ -171,7 +176,7 @@ RunResult PumpManager::execute(Pump& pump, bool force_full, const PushedInput* p
     std::lock_guard<std::mutex> lock(mutex_);
     pump.running = false;
     ++pump.runs;
-    if (!result.ok) ++pump.failures;
+    if (!result.ok && !result.refused) ++pump.failures;
     pump.entities_read_total += result.entities_read;
     pump.entities_to_sink_total += result.entities_to_sink;
     pump.changes_total += result.changes;

@@ -435,10 +435,12 @@ public:
         JsonDocument staged = n.get("/api/datasets/out/entities?uncommitted=true&since=5").json();
         CPPUNIT_ASSERT_EQUAL(std::string("1,3,5"), ids_of(staged));
         CPPUNIT_ASSERT_EQUAL(400, n.get("/api/datasets/out/entities?uncommitted=true&reverse=true").status);
-        // While tripped the pipe does not run.
+        // While tripped the pipe does not run; a refused run is not counted as a failure.
+        const int64_t failures = pump["runtime"]["failures"].GetInt64();
         pump = run();
         CPPUNIT_ASSERT_MESSAGE(str(pump["runtime"]["last-run"]["error"]),
                                str(pump["runtime"]["last-run"]["error"]).find("is tripped") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(failures, pump["runtime"]["failures"].GetInt64());
         // Bad operations change nothing.
         CPPUNIT_ASSERT_EQUAL(400, n.post("/api/datasets/out", "operation=bogus", form).status);
         CPPUNIT_ASSERT_EQUAL(400, n.post("/api/datasets/out", "", form).status);

@@ -42,6 +42,7 @@ struct RunResult {
     bool full = false;
     std::string run_id;
     std::string error;        // why it failed ("" when ok)
+    bool refused = false;     // never started: a tripped circuit breaker holds the pipe (`error` says so)
     std::string since;        // the token the run started from ("" = from the start)
     std::string last_seen;    // the token committed at the end
     uint64_t entities_read = 0;      // entities the source emitted
