@@ -272,7 +272,7 @@ public:
             letter.AddMember("pipe", Json(pipe.id.c_str(), a), a);
             letter.AddMember("run_id", Json(result.run_id.c_str(), a), a);
             letter.AddMember("dead", true, a);
-            letter.AddMember("error", Json(error.c_str(), a), a);
+            letter.AddMember("error", Json(security::redact(error).c_str(), a), a);
             letter.AddMember("entity", Json(entity, a), a);
             letter.AddMember("ts", now_us(), a);
             letters.add(letter);
@@ -626,7 +626,7 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
         result.ok = true;
     } catch (const std::exception& e) {
         result.ok = false;
-        result.error = e.what();
+        result.error = security::redact(e.what());  // stored in the execution log and answered by the API
         if (run.sink && run.sink->info().sink()->end_run) {
             SinkContext ctx(run);
             const std::string end_json =
