@@ -292,7 +292,8 @@ public:
 
     void testSecretNeverLeaks() {
         TempDir dir;
-        NodeProcess node(dir / "data", {"--storage", "memory", "--plugin-dir", SLUICE_TEST_FIXTURE_DIR});
+        NodeProcess node(dir / "data", {"--storage", "memory", "--plugin-dir",
+                                        std::string(SLUICE_TEST_BINARY_DIR) + "/lib/sluice/fixtures-security"});
         node.start();
         const std::string secret = "sup3r-s3cret-Value-4711";
         CPPUNIT_ASSERT_EQUAL(200, node.put("/api/secrets", R"({"db-password": ")" + secret + R"("})").status);
