@@ -36,8 +36,13 @@ void validate_name(const std::string& name) {
 
 }  // namespace
 
-Auth::Auth(DatasetStore& store, const fs::path& data_dir)
-    : store_(store), data_dir_(data_dir), key_(security::load_or_create_key(data_dir / "jwt.key", 32)) {
+Auth::Auth(DatasetStore& store, const fs::path& data_dir, const fs::path& rs256_private_pem,
+           const fs::path& rs256_public_pem)
+    : store_(store),
+      data_dir_(data_dir),
+      keys_(rs256_private_pem.empty() && rs256_public_pem.empty()
+                ? security::JwtKeys::hs256(security::load_or_create_key(data_dir / "jwt.key", 32))
+                : security::JwtKeys::rs256(rs256_private_pem, rs256_public_pem)) {
     users_ = store_.state_get(kUsersKey);
     if (!users_.IsObject()) users_.SetObject();
     tokens_ = store_.state_get(kTokensKey);
@@ -94,7 +99,7 @@ std::string Auth::login(const std::string& user, const std::string& password, in
     claims.AddMember("role", Json(role.c_str(), a), a);
     claims.AddMember("iat", now, a);
     claims.AddMember("exp", now + std::max<int64_t>(1, ttl_seconds), a);
-    return security::sign_jwt_hs256(key_, claims);
+    return keys_.sign(claims);
 }
 
 Principal Auth::authenticate(const std::string& authorization) const {
@@ -109,7 +114,7 @@ Principal Auth::authenticate(const std::string& authorization) const {
     while (!token.empty() && token.back() == ' ') token.pop_back();
     JsonDocument claims;
     try {
-        claims = security::verify_jwt_hs256(key_, token, now_seconds());
+        claims = keys_.verify(token, now_seconds());
     } catch (const security::JwtError& e) {
         throw AuthError(e.what());
     }
@@ -206,7 +211,7 @@ std::pair<std::string, ApiTokenInfo> Auth::create_token(const Principal& owner, 
     record.AddMember("expires", info.expires, a);
     tokens_.AddMember(Json(info.id.c_str(), a), record, a);
     save_tokens_locked();
-    return {security::sign_jwt_hs256(key_, claims), info};
+    return {keys_.sign(claims), info};
 }
 
 std::vector<ApiTokenInfo> Auth::tokens() const {
@@ -232,7 +237,7 @@ bool Auth::revoke_token(const std::string& id) {
     return true;
 }
 
-std::string Auth::sign(const Json& claims) const { return security::sign_jwt_hs256(key_, claims); }
+std::string Auth::sign(const Json& claims) const { return keys_.sign(claims); }
 
 void Auth::save_users_locked() { store_.state_put(kUsersKey, users_); }
 void Auth::save_tokens_locked() { store_.state_put(kTokensKey, tokens_); }

@@ -50,6 +50,8 @@ sluice serve [options]
   --log-level LEVEL    error, warning, information (default) or debug
   --tls-cert FILE      serve HTTPS with this PEM certificate (with --tls-key)
   --tls-key FILE       the certificate's PEM private key
+  --jwt-private-key F  sign tokens RS256 with this PEM RSA key (default: HS256, <data-dir>/jwt.key)
+  --jwt-public-key F   verify RS256 tokens with this PEM public key (default: from the private key)
   --max-body-bytes N   largest request body accepted (default 67108864; larger: 413)
   --max-header-bytes N largest request line + headers (default 16384; larger: 431)
   --max-json-depth N   deepest JSON nesting accepted in a request (default 128; deeper: 400)
@@ -184,7 +186,7 @@ private:
 
 int serve(const std::vector<std::string>& args) {
     auto opts = parse_options(args, {"port", "bind", "data-dir", "config", "plugin-dir", "plugin", "storage",
-                                     "postgres", "workers", "log-level", "tls-cert", "tls-key", "max-body-bytes",
+                                     "postgres", "workers", "log-level", "tls-cert", "tls-key", "jwt-private-key", "jwt-public-key", "max-body-bytes",
                                      "max-header-bytes", "max-json-depth", "request-timeout"});
     auto one = [&](const std::string& name) -> std::optional<std::string> {
         auto range = opts.equal_range(name);
@@ -208,6 +210,8 @@ int serve(const std::vector<std::string>& args) {
     if (auto workers = one("workers")) options.workers = static_cast<size_t>(std::max(1, std::stoi(*workers)));
     if (auto cert = one("tls-cert")) options.tls_cert = *cert;
     if (auto key = one("tls-key")) options.tls_key = *key;
+    if (auto key = one("jwt-private-key")) options.jwt_private_key = *key;
+    if (auto key = one("jwt-public-key")) options.jwt_public_key = *key;
     auto positive = [&](const char* name, size_t fallback) -> size_t {
         auto v = one(name);
         if (!v) return fallback;

@@ -124,7 +124,8 @@ void Node::start() {
         environment_ = std::make_unique<Environment>(*store_, cipher);
         fs::rename(next_key, key_file);
     }
-    auth_ = std::make_unique<Auth>(*store_, options_.data_dir);
+    auth_ = std::make_unique<Auth>(*store_, options_.data_dir, options_.jwt_private_key.value_or(fs::path()),
+                                   options_.jwt_public_key.value_or(fs::path()));
     if (auto written = auth_->bootstrap()) {
         // Printed this once only: the password itself stays in the 0600 file, never in a log.
         Poco::Logger::get("sluice.node")

@@ -2,7 +2,9 @@
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/err.h>
 #include <openssl/hmac.h>
+#include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
 
@@ -247,7 +249,17 @@ std::string sign_jwt_hs256(std::string_view key, const Json& claims) {
     return signing_input + "." + base64url_encode(hmac_sha256(key, signing_input));
 }
 
-JsonDocument verify_jwt_hs256(std::string_view key, std::string_view token, int64_t now_seconds) {
+namespace {
+
+struct JwtParts {
+    std::string_view signing_input;
+    std::string signature;
+    JsonDocument claims;
+};
+
+// Splits and decodes a token, checking the header names `algorithm`; the signature is the
+// caller's to check.
+JwtParts split_jwt(std::string_view token, const char* algorithm) {
     const size_t first = token.find('.');
     const size_t second = first == std::string_view::npos ? first : token.find('.', first + 1);
     if (second == std::string_view::npos || token.find('.', second + 1) != std::string_view::npos)
@@ -260,16 +272,95 @@ JsonDocument verify_jwt_hs256(std::string_view key, std::string_view token, int6
     header.Parse(header_text->data(), header_text->size());
     if (header.HasParseError() || !header.IsObject()) throw JwtError("malformed token");
     // The algorithm is fixed by the node, never chosen by the token ("none", RS/HS confusion).
-    if (string_or(header, "alg", "") != "HS256") throw JwtError("unsupported algorithm");
-    const std::string expected = hmac_sha256(key, token.substr(0, second));
-    if (!constant_time_equal(expected, *signature)) throw JwtError("invalid signature");
-    JsonDocument claims;
-    claims.Parse(claims_text->data(), claims_text->size());
-    if (claims.HasParseError() || !claims.IsObject()) throw JwtError("malformed token");
+    if (string_or(header, "alg", "") != algorithm) throw JwtError("unsupported algorithm");
+    JwtParts parts;
+    parts.signing_input = token.substr(0, second);
+    parts.signature = std::move(*signature);
+    parts.claims.Parse(claims_text->data(), claims_text->size());
+    if (parts.claims.HasParseError() || !parts.claims.IsObject()) throw JwtError("malformed token");
+    return parts;
+}
+
+void check_expiry(const JsonDocument& claims, int64_t now_seconds) {
     if (const Json* exp = find_member(claims, "exp")) {
         if (!exp->IsNumber() || exp->GetDouble() <= static_cast<double>(now_seconds)) throw JwtError("token expired");
     }
-    return claims;
+}
+
+std::shared_ptr<void> read_pem_key(const fs::path& file, bool is_private) {
+    FILE* f = std::fopen(file.c_str(), "r");
+    if (!f) throw std::runtime_error("cannot read key file " + file.string());
+    EVP_PKEY* key = is_private ? PEM_read_PrivateKey(f, nullptr, nullptr, nullptr)
+                               : PEM_read_PUBKEY(f, nullptr, nullptr, nullptr);
+    std::fclose(f);
+    if (!key) throw std::runtime_error("key file " + file.string() + " holds no PEM " + (is_private ? "private" : "public") + " key");
+    if (EVP_PKEY_base_id(key) != EVP_PKEY_RSA) {
+        EVP_PKEY_free(key);
+        throw std::runtime_error("key file " + file.string() + " is not an RSA key (RS256 needs one)");
+    }
+    return std::shared_ptr<void>(key, [](void* k) { EVP_PKEY_free(static_cast<EVP_PKEY*>(k)); });
+}
+
+using MdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
+
+}  // namespace
+
+JwtKeys JwtKeys::hs256(std::string secret) {
+    JwtKeys k;
+    k.secret_ = std::move(secret);
+    return k;
+}
+
+JwtKeys JwtKeys::rs256(const fs::path& private_pem, const fs::path& public_pem) {
+    JwtKeys k;
+    k.rsa_ = true;
+    if (!private_pem.empty()) k.private_key_ = read_pem_key(private_pem, true);
+    k.public_key_ = !public_pem.empty() ? read_pem_key(public_pem, false) : k.private_key_;
+    if (!k.public_key_) throw std::runtime_error("RS256 needs a private or a public key file");
+    return k;
+}
+
+std::string JwtKeys::sign(const Json& claims) const {
+    if (!rsa_) return sign_jwt_hs256(secret_, claims);
+    if (!private_key_) throw std::runtime_error("this node has only the public RS256 key: it cannot issue tokens");
+    const std::string signing_input =
+        base64url_encode(R"({"alg":"RS256","typ":"JWT"})") + "." + base64url_encode(to_json(claims));
+    MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    size_t length = 0;
+    if (!ctx ||
+        EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, static_cast<EVP_PKEY*>(private_key_.get())) != 1 ||
+        EVP_DigestSign(ctx.get(), nullptr, &length, reinterpret_cast<const unsigned char*>(signing_input.data()),
+                       signing_input.size()) != 1)
+        throw std::runtime_error("RS256 signing failed");
+    std::string signature(length, '\0');
+    if (EVP_DigestSign(ctx.get(), reinterpret_cast<unsigned char*>(signature.data()), &length,
+                       reinterpret_cast<const unsigned char*>(signing_input.data()), signing_input.size()) != 1)
+        throw std::runtime_error("RS256 signing failed");
+    signature.resize(length);
+    return signing_input + "." + base64url_encode(signature);
+}
+
+JsonDocument JwtKeys::verify(std::string_view token, int64_t now_seconds) const {
+    if (!rsa_) return verify_jwt_hs256(secret_, token, now_seconds);
+    JwtParts parts = split_jwt(token, "RS256");
+    MdCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+    if (!ctx ||
+        EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, static_cast<EVP_PKEY*>(public_key_.get())) != 1 ||
+        EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(parts.signature.data()), parts.signature.size(),
+                         reinterpret_cast<const unsigned char*>(parts.signing_input.data()),
+                         parts.signing_input.size()) != 1) {
+        ERR_clear_error();  // the thread's OpenSSL error queue is shared with TLS sockets
+        throw JwtError("invalid signature");
+    }
+    check_expiry(parts.claims, now_seconds);
+    return std::move(parts.claims);
+}
+
+JsonDocument verify_jwt_hs256(std::string_view key, std::string_view token, int64_t now_seconds) {
+    JwtParts parts = split_jwt(token, "HS256");
+    if (!constant_time_equal(hmac_sha256(key, parts.signing_input), parts.signature)) throw JwtError("invalid signature");
+    check_expiry(parts.claims, now_seconds);
+    return std::move(parts.claims);
 }
 
 // ---- redaction -----------------------------------------------------------------------------

@@ -80,6 +80,7 @@ class SecurityTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testLimits);
     CPPUNIT_TEST(testTlsWithSelfSignedCertificate);
     CPPUNIT_TEST(testCliLogin);
+    CPPUNIT_TEST(testRs256KeyPair);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -433,6 +434,38 @@ public:
         r = run_command({"env", "-u", "SLUICE_TOKEN", "SLUICE_CREDENTIALS=" + credentials, sluice, "download",
                          (dir / "project").string(), "--node", url});
         CPPUNIT_ASSERT_EQUAL_MESSAGE(r.output, 0, r.status);
+    }
+
+    // With a key pair configured, tokens are RS256 (checked with openssl against the public key)
+    // and nothing else is accepted — notably not HS256 "signed" with the public key.
+    void testRs256KeyPair() {
+        TempDir dir;
+        const fs::path priv = dir / "jwt-private.pem", pub = dir / "jwt-public.pem";
+        CommandResult gen = run_command({"sh", "-c", "openssl genrsa -out " + priv.string() + " 2048 && openssl rsa -in " +
+                                                         priv.string() + " -pubout -out " + pub.string()});
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(gen.output, 0, gen.status);
+        NodeProcess node(dir / "data", {"--storage", "memory", "--jwt-private-key", priv.string()});
+        node.start();
+        CPPUNIT_ASSERT_EQUAL(200, node.get("/api/pipes").status);
+        const std::string token = node.token();
+        const size_t dot = token.find('.'), last = token.rfind('.');
+        CPPUNIT_ASSERT(contains(*security::base64url_decode(token.substr(0, dot)), "\"RS256\""));
+        write_text(dir / "signed.txt", token.substr(0, last));
+        write_text(dir / "signature.bin", *security::base64url_decode(token.substr(last + 1)));
+        CommandResult verified = run_command({"openssl", "dgst", "-sha256", "-verify", pub.string(), "-signature",
+                                              (dir / "signature.bin").string(), (dir / "signed.txt").string()});
+        CPPUNIT_ASSERT_MESSAGE(verified.output, contains(verified.output, "Verified OK"));
+        JsonDocument claims(rapidjson::kObjectType);
+        claims.AddMember("sub", "admin", claims.GetAllocator());
+        claims.AddMember("exp", now_seconds() + 3600, claims.GetAllocator());
+        const std::string confused = security::sign_jwt_hs256(read_text(pub), claims);
+        CPPUNIT_ASSERT_EQUAL(401, http_request(node.port(), "GET", "/api/pipes", "", "application/json",
+                                               bearer(confused)).status);
+        // API tokens are RS256 too.
+        HttpResponse created = node.post("/api/auth/tokens", R"({"name":"ci"})");
+        CPPUNIT_ASSERT_EQUAL(201, created.status);
+        CPPUNIT_ASSERT_EQUAL(200, http_request(node.port(), "GET", "/api/pipes", "", "application/json",
+                                               bearer(created.json()["token"].GetString())).status);
     }
 };
 

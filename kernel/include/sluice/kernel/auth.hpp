@@ -1,8 +1,8 @@
 // Users, passwords, tokens: who is calling the API and with which role (docs/security.md).
 //
 // Users live in storage under `node:users` (like the configuration, so nodes sharing storage share
-// them): a PBKDF2-SHA256 hash with a per-user salt and a role. Logging in gives an HS256 JWT
-// signed with the node key (<data-dir>/jwt.key, 0600). Long-lived API tokens are JWTs with a `jti`
+// them): a PBKDF2-SHA256 hash with a per-user salt and a role. Logging in gives a JWT: HS256
+// signed with the node key (<data-dir>/jwt.key, 0600), or RS256 when a key pair is configured. Long-lived API tokens are JWTs with a `jti`
 // recorded under `node:api-tokens`; revoking one deletes the record, and a token whose record is
 // gone is refused.
 #pragma once
@@ -51,7 +51,11 @@ public:
     static constexpr int kIterations = 210000;  // OWASP's 2023 figure for PBKDF2-HMAC-SHA256
     static constexpr int64_t kDefaultTtlSeconds = 12 * 3600;
 
-    Auth(DatasetStore& store, const std::filesystem::path& data_dir);
+    // RS256 when `rs256_private_pem` or `rs256_public_pem` is set (PEM files), else HS256 with
+    // <data-dir>/jwt.key.
+    Auth(DatasetStore& store, const std::filesystem::path& data_dir, const std::filesystem::path& rs256_private_pem = {},
+         const std::filesystem::path& rs256_public_pem = {});
+    const char* algorithm() const { return keys_.algorithm(); }
 
     // First start: with no users, creates `admin` with $SLUICE_ADMIN_PASSWORD, else the password in
     // <data-dir>/admin-password, else a random one written there (0600). Returns that file's path
@@ -85,7 +89,7 @@ private:
 
     DatasetStore& store_;
     std::filesystem::path data_dir_;
-    std::string key_;
+    security::JwtKeys keys_;
     mutable std::mutex mutex_;
     JsonDocument users_;   // {name: {salt, hash, iterations, role}}
     JsonDocument tokens_;  // {id: {name, user, role, created, expires}}

@@ -43,6 +43,9 @@ struct NodeOptions {
     // TLS (Poco NetSSL): both set → the API answers HTTPS only.
     std::optional<std::filesystem::path> tls_cert;
     std::optional<std::filesystem::path> tls_key;
+    // RS256 token keys (PEM); unset: HS256 with <data-dir>/jwt.key.
+    std::optional<std::filesystem::path> jwt_private_key;
+    std::optional<std::filesystem::path> jwt_public_key;
     // Request limits (docs/security.md): oversized requests get a JSON 413/431/400.
     size_t max_body_bytes = 64 * 1024 * 1024;
     size_t max_header_bytes = 16 * 1024;

@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -63,6 +64,25 @@ std::string sign_jwt_hs256(std::string_view key, const Json& claims);
 // The claims of a token signed with `key`; throws JwtError("malformed" / "unsupported algorithm" /
 // "invalid signature" / "expired") — only HS256 is accepted, never "none".
 JsonDocument verify_jwt_hs256(std::string_view key, std::string_view token, int64_t now_seconds);
+
+// The node's token keys: HS256 with a shared secret (the default, <data-dir>/jwt.key), or RS256
+// with an RSA key pair when one is configured (then only RS256 is accepted, so a token "signed"
+// with the public key as an HMAC secret is refused). Verification only needs the public key.
+class JwtKeys {
+public:
+    static JwtKeys hs256(std::string secret);
+    // `private_pem` may be empty on a node that only verifies; `public_pem` empty derives the
+    // public key from the private one. Throws std::runtime_error naming the unreadable file.
+    static JwtKeys rs256(const fs::path& private_pem, const fs::path& public_pem);
+    const char* algorithm() const { return rsa_ ? "RS256" : "HS256"; }
+    std::string sign(const Json& claims) const;
+    JsonDocument verify(std::string_view token, int64_t now_seconds) const;  // throws JwtError
+
+private:
+    std::string secret_;
+    std::shared_ptr<void> private_key_, public_key_;  // EVP_PKEY*, freed with EVP_PKEY_free
+    bool rsa_ = false;
+};
 
 // Every secret value the process knows, replaced by "********" in text the node writes out:
 // log lines, error answers, run errors stored in execution logs. Process-wide because log
