@@ -102,9 +102,18 @@ void authorize(Node& node, const Router::Entry* route, Request& req, HTTPServerR
         response.set("WWW-Authenticate", "Bearer realm=\"sluice\"");
         throw HttpError(HTTPResponse::HTTP_UNAUTHORIZED, "unauthorized", e.what());
     }
-    if (!security::role_allows(req.principal->role, access.role))
+    Role granted = req.principal->role;
+    // Workspace grants apply to routes addressing one pipe, system or dataset by id.
+    for (const char* family : {"/api/pipes/{", "/api/systems/{", "/api/datasets/{", "/api/publishers/{",
+                               "/api/receivers/{"}) {
+        if (route && starts_with(route->pattern, family) && !req.params.empty()) {
+            granted = req.principal->role_for(req.params[0]);
+            break;
+        }
+    }
+    if (!security::role_allows(granted, access.role))
         throw HttpError(HTTPResponse::HTTP_FORBIDDEN, "forbidden",
-                        std::string("role '") + security::role_name(req.principal->role) + "' may not " + method +
+                        std::string("role '") + security::role_name(granted) + "' may not " + method +
                             " " + (route ? route->pattern : std::string()) + " (needs '" +
                             security::role_name(access.role) + "')");
 }
@@ -115,7 +124,22 @@ Json user_json(const UserInfo& u, JsonAllocator& a) {
     Json o(rapidjson::kObjectType);
     o.AddMember("username", Json(u.name.c_str(), a), a);
     o.AddMember("role", Json(security::role_name(u.role), a), a);
+    Json w(rapidjson::kObjectType);
+    for (const WorkspaceGrant& g : u.workspaces)
+        w.AddMember(Json(g.prefix.c_str(), a), Json(security::role_name(g.role), a), a);
+    o.AddMember("workspaces", w, a);
     return o;
+}
+
+// The "workspaces" object of a JSON body (forms cannot carry one).
+std::optional<JsonDocument> workspaces_field(const std::map<std::string, std::string>& fields) {
+    auto it = fields.find("workspaces");
+    if (it == fields.end()) return std::nullopt;
+    JsonDocument doc;
+    doc.Parse(it->second.data(), it->second.size());
+    if (doc.HasParseError())
+        throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid workspaces", "expected {\"<id prefix>\": \"<role>\"}");
+    return doc;
 }
 
 Json token_json(const ApiTokenInfo& t, JsonAllocator& a) {
@@ -201,9 +225,10 @@ void register_auth_routes(Router& r, Node& node) {
     r.add("GET", "/api/auth/users", [&node](Request&, HTTPServerResponse& res) { send_users(node, res); });
     r.add("POST", "/api/auth/users", [&node](Request& req, HTTPServerResponse& res) {
         auto fields = request_fields(req);
+        auto workspaces = workspaces_field(fields);
         try {
             node.auth().put_user(field(fields, "username"), field(fields, "password"), role_field(fields, Role::reader),
-                                 true);
+                                 true, workspaces ? &*workspaces : nullptr);
         } catch (const std::invalid_argument& e) {
             throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid user", e.what());
         }
@@ -213,8 +238,10 @@ void register_auth_routes(Router& r, Node& node) {
         auto fields = request_fields(req);
         std::optional<Role> role;
         if (!field(fields, "role").empty()) role = role_field(fields, Role::reader);
+        auto workspaces = workspaces_field(fields);
         try {
-            node.auth().put_user(req.params[0], field(fields, "password"), role, false);
+            node.auth().put_user(req.params[0], field(fields, "password"), role, false,
+                                 workspaces ? &*workspaces : nullptr);
         } catch (const std::invalid_argument& e) {
             throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid user", e.what());
         }

@@ -34,7 +34,27 @@ void validate_name(const std::string& name) {
     }
 }
 
+std::vector<WorkspaceGrant> grants_of(const Json& user) {
+    std::vector<WorkspaceGrant> out;
+    const Json* w = find_member(user, "workspaces");
+    if (!w || !w->IsObject()) return out;
+    for (auto it = w->MemberBegin(); it != w->MemberEnd(); ++it) {
+        if (!it->value.IsString()) continue;
+        if (auto role = security::role_from_name(as_view(it->value)))
+            out.push_back({std::string(as_view(it->name)), *role});
+    }
+    return out;
+}
+
 }  // namespace
+
+security::Role Principal::role_for(const std::string& id) const {
+    Role best = role;
+    for (const WorkspaceGrant& g : workspaces) {
+        if (id.rfind(g.prefix, 0) == 0 && !security::role_allows(best, g.role)) best = g.role;
+    }
+    return best;
+}
 
 Auth::Auth(DatasetStore& store, const fs::path& data_dir, const fs::path& rs256_private_pem,
            const fs::path& rs256_public_pem)
@@ -126,6 +146,7 @@ Principal Auth::authenticate(const std::string& authorization) const {
     if (!user || !user->IsObject()) throw AuthError("the token's user does not exist any more");
     Role user_role = security::role_from_name(string_or(*user, "role", "reader")).value_or(Role::reader);
     p.role = user_role;
+    p.workspaces = grants_of(*user);
     if (const Json* jti = find_member(claims, "jti"); jti && jti->IsString()) {
         p.token_id = std::string(as_view(*jti));
         const Json* record = find_member(tokens_, p.token_id);
@@ -133,6 +154,8 @@ Principal Auth::authenticate(const std::string& authorization) const {
         Role token_role = security::role_from_name(string_or(*record, "role", "reader")).value_or(Role::reader);
         if (!security::role_allows(user_role, token_role)) token_role = user_role;
         p.role = token_role;
+        // An API token carries its own (capped) role; workspace grants stay with logins.
+        p.workspaces.clear();
     }
     return p;
 }
@@ -142,12 +165,24 @@ std::vector<UserInfo> Auth::users() const {
     std::vector<UserInfo> out;
     for (auto it = users_.MemberBegin(); it != users_.MemberEnd(); ++it)
         out.push_back({std::string(as_view(it->name)),
-                       security::role_from_name(string_or(it->value, "role", "reader")).value_or(Role::reader)});
+                       security::role_from_name(string_or(it->value, "role", "reader")).value_or(Role::reader),
+                       grants_of(it->value)});
     return out;
 }
 
-void Auth::put_user(const std::string& name, const std::string& password, std::optional<Role> role, bool must_be_new) {
+void Auth::put_user(const std::string& name, const std::string& password, std::optional<Role> role, bool must_be_new,
+                    const Json* workspaces) {
     validate_name(name);
+    if (workspaces && !workspaces->IsNull()) {
+        if (!workspaces->IsObject())
+            throw std::invalid_argument("workspaces must be an object of \"<id prefix>\": \"<role>\"");
+        for (auto it = workspaces->MemberBegin(); it != workspaces->MemberEnd(); ++it) {
+            if (it->name.GetStringLength() == 0) throw std::invalid_argument("a workspace prefix may not be empty");
+            if (!it->value.IsString() || !security::role_from_name(as_view(it->value)))
+                throw std::invalid_argument("workspace '" + std::string(as_view(it->name)) +
+                                            "': the role must be one of admin, developer, operator, reader");
+        }
+    }
     std::lock_guard<std::mutex> lock(mutex_);
     Json* existing = users_.HasMember(name.c_str()) ? &users_[name.c_str()] : nullptr;
     if (existing && must_be_new) throw std::invalid_argument("user '" + name + "' exists");
@@ -169,6 +204,10 @@ void Auth::put_user(const std::string& name, const std::string& password, std::o
     if (role || !existing) {
         record.RemoveMember("role");
         record.AddMember("role", Json(security::role_name(role.value_or(Role::reader)), a), a);
+    }
+    if (workspaces && !workspaces->IsNull()) {
+        record.RemoveMember("workspaces");
+        record.AddMember("workspaces", Json(*workspaces, a), a);
     }
     users_.RemoveMember(name.c_str());
     users_.AddMember(Json(name.c_str(), a), record, a);

@@ -81,6 +81,7 @@ class SecurityTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testTlsWithSelfSignedCertificate);
     CPPUNIT_TEST(testCliLogin);
     CPPUNIT_TEST(testRs256KeyPair);
+    CPPUNIT_TEST(testWorkspaceGrants);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -466,6 +467,33 @@ public:
         CPPUNIT_ASSERT_EQUAL(201, created.status);
         CPPUNIT_ASSERT_EQUAL(200, http_request(node.port(), "GET", "/api/pipes", "", "application/json",
                                                bearer(created.json()["token"].GetString())).status);
+    }
+
+    // A reader with developer rights in workspace "crm-" changes and runs crm-* pipes only.
+    void testWorkspaceGrants() {
+        TempDir dir;
+        NodeProcess node(dir / "data", {"--storage", "memory"});
+        node.start();
+        const std::string pipe = R"({"type": "pipe", "pump": {"mode": "manual"},
+                                     "source": {"type": "embedded", "entities": [{"_id": "1"}]}})";
+        auto with_id = [&](const std::string& id) { return "{\"_id\": \"" + id + "\", " + pipe.substr(1); };
+        CPPUNIT_ASSERT_EQUAL(200, node.put("/api/config", "[" + with_id("crm-a") + "," + with_id("erp-b") + "]").status);
+        HttpResponse added = node.post("/api/auth/users", R"({"username": "crmdev", "password": "password-of-crmdev",
+                                                             "role": "reader", "workspaces": {"crm-": "developer"}})");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(added.body, 201, added.status);
+        CPPUNIT_ASSERT(contains(added.body, R"("workspaces":{"crm-":"developer"})"));
+        CPPUNIT_ASSERT_EQUAL(400, node.put("/api/auth/users/crmdev", R"({"workspaces": {"x-": "root"}})").status);
+        const auto as = bearer(login(node, "crmdev", "password-of-crmdev"));
+        auto call = [&](const std::string& method, const std::string& path, const std::string& body) {
+            return http_request(node.port(), method, path, body, "application/json", as).status;
+        };
+        CPPUNIT_ASSERT_EQUAL(200, call("GET", "/api/pipes", ""));
+        CPPUNIT_ASSERT_EQUAL(200, call("PUT", "/api/pipes/crm-a/config", with_id("crm-a")));
+        CPPUNIT_ASSERT_EQUAL(403, call("PUT", "/api/pipes/erp-b/config", with_id("erp-b")));
+        CPPUNIT_ASSERT_EQUAL(200, call("POST", "/api/pipes/crm-a/pump", R"({"operation": "disable"})"));
+        CPPUNIT_ASSERT_EQUAL(403, call("POST", "/api/pipes/erp-b/pump", R"({"operation": "disable"})"));
+        CPPUNIT_ASSERT_EQUAL(403, call("PUT", "/api/config", "[]"));  // node-wide: still a reader
+        CPPUNIT_ASSERT_EQUAL(403, call("GET", "/api/secrets", ""));
     }
 };
 

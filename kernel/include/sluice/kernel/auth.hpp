@@ -26,15 +26,26 @@ struct AuthError : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// A workspace grant: a role on the pipes, systems and datasets whose id starts with `prefix`,
+// on top of the user's node-wide role.
+struct WorkspaceGrant {
+    std::string prefix;
+    security::Role role;
+};
+
 struct Principal {
     std::string user;
     security::Role role = security::Role::reader;
     std::string token_id;  // set for API tokens
+    std::vector<WorkspaceGrant> workspaces;
+    // The role on one pipe/system/dataset id: the node-wide role raised by matching grants.
+    security::Role role_for(const std::string& id) const;
 };
 
 struct UserInfo {
     std::string name;
     security::Role role;
+    std::vector<WorkspaceGrant> workspaces;
 };
 
 struct ApiTokenInfo {
@@ -69,9 +80,10 @@ public:
     Principal authenticate(const std::string& authorization) const;
 
     std::vector<UserInfo> users() const;
-    // Creates or updates a user; an empty password keeps the old one. Throws std::invalid_argument.
+    // Creates or updates a user; an empty password keeps the old one, null `workspaces` the old
+    // grants ({"<id prefix>": "<role>"} replaces them). Throws std::invalid_argument.
     void put_user(const std::string& name, const std::string& password, std::optional<security::Role> role,
-                  bool must_be_new);
+                  bool must_be_new, const Json* workspaces = nullptr);
     bool delete_user(const std::string& name);
 
     // A long-lived token (returned once, only its record is kept); `role` is capped at the user's.
