@@ -1,4 +1,4 @@
-// Configuration upload: the same depth check, parse and whole-config validation PUT /api/config
+// Configuration upload: the same depth/number checks, parse and whole-config validation PUT /api/config
 // runs, against the built-in plugins' schemas ($SLUICE_FUZZ_PLUGIN_DIR, a build's
 // lib/sluice/plugins). Invalid configs throw ConfigError; nothing may crash.
 #include <sluice/kernel/config.hpp>
@@ -29,6 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     const std::string_view text(reinterpret_cast<const char*>(data), size);
     try {
         api::check_json_depth(text);
+        api::check_json_numbers(text);
         sluice::JsonDocument doc;
         doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
         if (doc.HasParseError()) return 0;

@@ -38,6 +38,9 @@ struct HttpError : std::runtime_error {
 // Throws 400 when `text` nests arrays/objects deeper than `max_depth`: rapidjson's parser
 // recurses per level, so an unbounded depth is a stack overflow an attacker can send.
 void check_json_depth(std::string_view text, size_t max_depth = kMaxJsonDepth);
+// Throws 400 for numbers Debian 12's RapidJSON misparses at full precision: a zero with an
+// exponent ("0e188"), and values past a double's range (out-of-bounds table read).
+void check_json_numbers(std::string_view text);
 
 struct Request {
     HTTPServerRequest& http;
@@ -64,6 +67,7 @@ struct Request {
         // An empty body is an empty object (clients send form-less POSTs with a JSON type).
         if (text.find_first_not_of(" \t\r\n") == std::string::npos) return JsonDocument(rapidjson::kObjectType);
         check_json_depth(text, max_json_depth);
+        check_json_numbers(text);
         JsonDocument doc;
         doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
         if (doc.HasParseError())

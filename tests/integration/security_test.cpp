@@ -349,6 +349,14 @@ public:
         CPPUNIT_ASSERT_EQUAL_MESSAGE(nested.body, 400, nested.status);
         CPPUNIT_ASSERT(contains(nested.body, "nested too deeply"));
         CPPUNIT_ASSERT_EQUAL(400, node.put("/api/config", deep).status);
+        // Numbers RapidJSON 1.1.0 misparses are refused rather than stored wrong.
+        CPPUNIT_ASSERT_EQUAL(400, node.put("/api/env", R"({"a": 0e188})").status);
+        CPPUNIT_ASSERT_EQUAL(400, node.put("/api/env", R"({"a": -0.000E-5})").status);
+        CPPUNIT_ASSERT_EQUAL(400, node.put("/api/env", "{\"a\": 3" + std::string(120, '8') + "E300}").status);
+        CPPUNIT_ASSERT_EQUAL(400, node.put("/api/config", "[1e309]").status);
+        HttpResponse fine = node.put("/api/env", R"({"a": 0, "b": 0.0, "c": 1e300, "d": 0.5e-3, "e": "0e188", "f": -12.5E2})");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(fine.body, 200, fine.status);
+        CPPUNIT_ASSERT(contains(fine.body, "1e300") && contains(fine.body, "\"0e188\""));
         // Malformed JSON.
         HttpResponse malformed = node.post("/api/pipes", "{\"_id\": ");
         CPPUNIT_ASSERT_EQUAL(400, malformed.status);
