@@ -255,8 +255,8 @@ public:
         }
     }
 
-    // Size limits checked before any handler reads the request (the body limit again while
-    // reading, for chunked bodies): answered as JSON, and the connection stays usable.
+    // Size limits checked before authentication and before any handler reads the request (the
+    // body limit again while reading, for chunked bodies): answered as JSON, the node keeps serving.
     void check_limits(HTTPServerRequest& http) {
         const NodeOptions& o = node_.options();
         size_t header_bytes = http.getURI().size() + http.getMethod().size() + 16;
