@@ -8,7 +8,8 @@ packages=(
   libpoco-dev libboost-dev rapidjson-dev
   libpqxx-dev libpq-dev libssl-dev libcppunit-dev
   postgresql postgresql-contrib
-  curl procps tzdata
+  curl procps tzdata openssl
+  clang libclang-rt-14-dev  # libFuzzer targets (fuzz/, Debian 12: clang 14), built only when clang is present
 )
 
 missing=()

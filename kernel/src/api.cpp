@@ -1,6 +1,7 @@
 // REST API handlers. Paths follow Sesam's service API (reference §5) under /api.
 #include <sluice/kernel/api.hpp>
 #include <sluice/kernel/node.hpp>
+#include <sluice/kernel/security.hpp>
 
 #include "api_internal.hpp"
 
@@ -219,10 +220,12 @@ public:
     }
 
     void dispatch(HTTPServerRequest& http, HTTPServerResponse& response) {
-        Poco::URI uri(http.getURI());
-        std::vector<std::string> path = split_path(uri.getPath());
-        Request req{http, {}, {}};
+        Request req{http, {}, {}, std::nullopt, static_cast<std::streamsize>(node_.options().max_body_bytes),
+                    node_.options().max_json_depth};
         try {
+            check_limits(http);
+            Poco::URI uri(http.getURI());
+            std::vector<std::string> path = split_path(uri.getPath());
             req.query = uri.getQueryParameters();
             // The most specific route wins: literal segments beat {placeholders}, so
             // /api/pipes/run-all-pipes is never taken for /api/pipes/{id}.
@@ -250,23 +253,51 @@ public:
             }
             if (best) {
                 req.params = std::move(best_params);
+                authorize(node_, best, req, response);
                 best->handler(req, response);
                 return;
             }
+            authorize(node_, nullptr, req, response);
             if (path_matched)
                 throw HttpError(HTTPResponse::HTTP_METHOD_NOT_ALLOWED, "method not allowed",
                                 http.getMethod() + " is not supported on " + uri.getPath());
             throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "not found", "no endpoint at " + uri.getPath());
         } catch (const HttpError& e) {
-            if (!response.sent()) send_error(response, e.status, e.what(), e.detail);
+            // The rest of an oversized body may still be on the wire: do not read it as a request.
+            if (e.status == HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE) response.setKeepAlive(false);
+            if (!response.sent()) send_error(response, e.status, security::redact(e.what()), security::redact(e.detail));
         } catch (const ConfigError& e) {
             if (!response.sent()) send_config_errors(response, e);
         } catch (const std::exception& e) {
-            Poco::Logger::get("sluice.api").error(http.getMethod() + " " + http.getURI() + ": " + e.what());
-            if (!response.sent())
-                send_error(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error", e.what());
+            const std::string what = security::redact(e.what());
+            Poco::Logger::get("sluice.api").error(http.getMethod() + " " + http.getURI() + ": " + what);
+            if (!response.sent()) send_error(response, HTTPResponse::HTTP_INTERNAL_SERVER_ERROR, "internal error", what);
         }
     }
+
+    // Size limits checked before authentication and before any handler reads the request (the
+    // body limit again while reading, for chunked bodies): answered as JSON, the node keeps serving.
+    void check_limits(HTTPServerRequest& http) {
+        const NodeOptions& o = node_.options();
+        size_t header_bytes = http.getURI().size() + http.getMethod().size() + 16;
+        for (const auto& [name, value] : http) header_bytes += name.size() + value.size() + 4;
+        if (header_bytes > o.max_header_bytes)
+            throw HttpError(static_cast<HTTPResponse::HTTPStatus>(431), "request header fields too large",
+                            "the request line and headers take " + std::to_string(header_bytes) +
+                                " bytes; the limit is " + std::to_string(o.max_header_bytes));
+        if (http.hasContentLength() && http.getContentLength64() > static_cast<Poco::Int64>(o.max_body_bytes)) {
+            // Read (and drop) a bounded part of what the client is still sending, so it gets to
+            // read the answer instead of a connection reset; the connection closes after it.
+            std::istream& in = http.stream();
+            char buffer[65536];
+            std::streamsize drained = 0;
+            while (drained < kDrainBytes && in.read(buffer, sizeof buffer).gcount() > 0) drained += in.gcount();
+            throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "request body too large",
+                            "Content-Length " + std::to_string(http.getContentLength64()) + " exceeds the limit of " +
+                                std::to_string(o.max_body_bytes) + " bytes");
+        }
+    }
+    static constexpr std::streamsize kDrainBytes = 16 * 1024 * 1024;
 
 private:
     void route(const std::string& method, const std::string& pattern, Handler handler) {
@@ -321,6 +352,7 @@ private:
         register_run_routes(router_, node_);
         register_ui_routes(router_, node_);
         register_ops_routes(router_, node_, http_metrics_);
+        register_auth_routes(router_, node_);
 
         route("GET", "/api/pipes", [this](Request&, HTTPServerResponse& res) {
             auto config = node_.config();

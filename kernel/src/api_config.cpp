@@ -27,6 +27,8 @@ namespace {
 bool looks_like_zip(const std::string& body) { return body.size() >= 4 && body.compare(0, 4, "PK\x03\x04") == 0; }
 
 JsonDocument parse_config_json(const std::string& text, const std::string& where) {
+    check_json_depth(text);
+    check_json_numbers(text);
     JsonDocument doc;
     doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
     if (doc.HasParseError())

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <sluice/entity.hpp>
+#include <sluice/kernel/auth.hpp>
 
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/HTTPServerRequest.h>
@@ -24,6 +25,7 @@ using Poco::Net::HTTPServerRequest;
 using Poco::Net::HTTPServerResponse;
 
 constexpr std::streamsize kMaxBodyBytes = 256 * 1024 * 1024;
+constexpr size_t kMaxJsonDepth = 128;
 
 // Answered as {"error": ..., "detail": ...} with the given status.
 struct HttpError : std::runtime_error {
@@ -33,10 +35,20 @@ struct HttpError : std::runtime_error {
     std::string detail;
 };
 
+// Throws 400 when `text` nests arrays/objects deeper than `max_depth`: rapidjson's parser
+// recurses per level, so an unbounded depth is a stack overflow an attacker can send.
+void check_json_depth(std::string_view text, size_t max_depth = kMaxJsonDepth);
+// Throws 400 for numbers Debian 12's RapidJSON misparses at full precision: a zero with an
+// exponent ("0e188"), and values past a double's range (out-of-bounds table read).
+void check_json_numbers(std::string_view text);
+
 struct Request {
     HTTPServerRequest& http;
     std::vector<std::string> params;  // the {placeholders} of the route, decoded
     Poco::URI::QueryParameters query;
+    std::optional<Principal> principal;  // who called (unset on public endpoints)
+    std::streamsize max_body = kMaxBodyBytes;
+    size_t max_json_depth = kMaxJsonDepth;
 
     std::string body() {
         std::string text;
@@ -44,8 +56,9 @@ struct Request {
         char buffer[65536];
         while (in.read(buffer, sizeof buffer) || in.gcount() > 0) {
             text.append(buffer, static_cast<size_t>(in.gcount()));
-            if (static_cast<std::streamsize>(text.size()) > kMaxBodyBytes)
-                throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "request body too large");
+            if (static_cast<std::streamsize>(text.size()) > max_body)
+                throw HttpError(HTTPResponse::HTTP_REQUEST_ENTITY_TOO_LARGE, "request body too large",
+                                "the limit is " + std::to_string(max_body) + " bytes");
         }
         return text;
     }
@@ -53,6 +66,8 @@ struct Request {
         std::string text = body();
         // An empty body is an empty object (clients send form-less POSTs with a JSON type).
         if (text.find_first_not_of(" \t\r\n") == std::string::npos) return JsonDocument(rapidjson::kObjectType);
+        check_json_depth(text, max_json_depth);
+        check_json_numbers(text);
         JsonDocument doc;
         doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
         if (doc.HasParseError())
@@ -188,10 +203,23 @@ private:
     std::map<std::pair<std::string, int>, uint64_t> requests_;
 };
 
+// Who may call a route, derived from its method and pattern (api_auth.cpp) so a route added
+// anywhere is protected without being listed: public, or the least role it needs.
+struct Access {
+    bool is_public = false;
+    security::Role role = security::Role::admin;
+};
+Access required_access(const std::string& method, const std::string& pattern);
+// Authenticates and authorises a matched route (nullptr: no route matched, so only
+// authentication applies, and unknown paths do not answer 404 to strangers). Throws HttpError
+// 401/403; sets req.principal.
+void authorize(Node& node, const Router::Entry* route, Request& req, HTTPServerResponse& response);
+
 // Route groups, one file each.
 void register_ops_routes(Router& router, Node& node, const HttpMetrics& http_metrics);
 void register_config_routes(Router& router, Node& node);
 void register_run_routes(Router& router, Node& node);
 void register_ui_routes(Router& router, Node& node);
+void register_auth_routes(Router& router, Node& node);
 
 }  // namespace sluice::kernel::api

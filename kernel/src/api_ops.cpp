@@ -125,6 +125,10 @@ void register_ops_routes(Router& r, Node& node, const HttpMetrics& http_metrics)
             error.AddMember("description", "error: {\"error\": ..., \"detail\": ...}", a);
             responses.AddMember("default", error, a);
             operation.AddMember("responses", responses, a);
+            // Who may call it (docs/security.md); the 401/403 matrix test walks this table.
+            const Access access = required_access(route.method, route.pattern);
+            operation.AddMember("x-required-role",
+                                Json(access.is_public ? "public" : security::role_name(access.role), a), a);
             item->AddMember(Json(method.c_str(), a), operation, a);
         }
         doc.AddMember("paths", paths, a);

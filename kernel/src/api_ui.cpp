@@ -1,5 +1,7 @@
 // A small operator page at /ui: pipes with their pump state and last run, datasets with counts,
-// refreshed every few seconds. Static HTML + fetch() against the same API anyone can call.
+// refreshed every few seconds. Static HTML + fetch() against the same API anyone can call; the
+// page itself is public and holds no data: it logs in (POST /api/auth/token), keeps the token in
+// sessionStorage and sends it with every call.
 #include <sluice/kernel/node.hpp>
 
 #include "api_internal.hpp"
@@ -19,6 +21,9 @@ const char* kPage = R"HTML(<!doctype html>
  button{font-size:.8rem}
 </style></head><body>
 <h1>Sluice <small id="version"></small></h1>
+<form id="login" style="display:none" onsubmit="login(event)">
+ <input id="user" placeholder="user" value="admin"> <input id="password" type="password" placeholder="password">
+ <button>log in</button> <small id="login-error" class="failed"></small></form>
 <h2>Pipes</h2>
 <table><thead><tr><th>pipe</th><th>state</th><th>last run</th><th>entities</th><th>changes</th><th>error</th><th></th></tr></thead>
 <tbody id="pipes"></tbody></table>
@@ -28,8 +33,24 @@ const char* kPage = R"HTML(<!doctype html>
 <p><small>API: <a href="/api/openapi.json">/api/openapi.json</a> · <a href="/metrics">/metrics</a></small></p>
 <script>
 const esc = s => String(s ?? "").replace(/[&<>"]/g, c => ({"&":"&amp;","<":"&lt;",">":"&gt;","\"":"&quot;"}[c]));
+async function api(path, opts = {}) {
+  opts.headers = Object.assign({}, opts.headers, {"Authorization": "Bearer " + (sessionStorage.getItem("sluice-token") || "")});
+  const r = await window.fetch(path, opts);
+  if (r.status === 401) { document.getElementById("login").style.display = ""; throw new Error("log in first"); }
+  return r;
+}
+async function login(ev) {
+  ev.preventDefault();
+  const r = await window.fetch("/api/auth/token", {method: "POST", headers: {"Content-Type": "application/json"},
+    body: JSON.stringify({username: document.getElementById("user").value, password: document.getElementById("password").value})});
+  const body = await r.json();
+  if (!r.ok) { document.getElementById("login-error").textContent = body.detail || body.error; return; }
+  sessionStorage.setItem("sluice-token", body.access_token);
+  document.getElementById("login").style.display = "none";
+  refresh();
+}
 async function pump(id, op) {
-  await fetch(`/api/pipes/${encodeURIComponent(id)}/pump`, {method: "POST",
+  await api(`/api/pipes/${encodeURIComponent(id)}/pump`, {method: "POST",
     headers: {"Content-Type": "application/x-www-form-urlencoded"}, body: "operation=" + op});
   refresh();
 }
@@ -40,11 +61,11 @@ async function breaker(id, op) {
   refresh();
 }
 async function refresh() {
-  const status = await (await fetch("/api/status")).json();
+  const status = await (await api("/api/status")).json();
   document.getElementById("version").textContent = status.node_version + " · " + status.storage;
-  const pipes = await (await fetch("/api/pipes")).json();
+  const pipes = await (await api("/api/pipes")).json();
   const rows = await Promise.all(pipes.map(async p => {
-    const r = (await (await fetch(`/api/pipes/${encodeURIComponent(p._id)}/pump`)).json()).runtime;
+    const r = (await (await api(`/api/pipes/${encodeURIComponent(p._id)}/pump`)).json()).runtime;
     const last = r["last-run"] || {};
     const state = r["is-running"] ? "running" : (last.status || "");
     return `<tr><td>${esc(p._id)}</td><td class="${esc(state)}">${esc(state)}${r["is-disabled"] ? " (disabled)" : ""}</td>
@@ -53,7 +74,7 @@ async function refresh() {
       <td><button onclick="pump('${esc(p._id)}','start')">run</button></td></tr>`;
   }));
   document.getElementById("pipes").innerHTML = rows.join("");
-  const datasets = await (await fetch("/api/datasets")).json();
+  const datasets = await (await api("/api/datasets")).json();
   document.getElementById("datasets").innerHTML = datasets.map(d => `<tr>
     <td><a href="/api/datasets/${encodeURIComponent(d._id)}/entities?history=false&limit=100">${esc(d._id)}</a></td>
     <td>${esc(d.runtime["count-index-exists"])}</td><td>${esc(d.runtime["count-index-deleted"])}</td>

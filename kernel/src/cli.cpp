@@ -2,8 +2,11 @@
 #include <sluice/kernel/transform_tool.hpp>
 #include <sluice/kernel/client.hpp>
 #include <sluice/kernel/node.hpp>
+#include <sluice/kernel/security.hpp>
 
 #include <Poco/AutoPtr.h>
+#include <Poco/Channel.h>
+#include <Poco/Message.h>
 #include <Poco/ConsoleChannel.h>
 #include <Poco/FormattingChannel.h>
 #include <Poco/Logger.h>
@@ -25,6 +28,7 @@ const char* kUsage = R"(usage: sluice <command> [options]
 
 commands:
   serve      run a node
+  login      get a token from a node and keep it for the other commands
   upload     upload a Sesam-layout working directory (pipes/, systems/, ...) to a node
   download   replace the working directory's configuration files with the node's
   status     compare the node's configuration with the working directory's
@@ -44,11 +48,27 @@ sluice serve [options]
   --postgres DSN       use this PostgreSQL instead of the managed local one
   --workers N          pipe runs in parallel (default 4)
   --log-level LEVEL    error, warning, information (default) or debug
+  --tls-cert FILE      serve HTTPS with this PEM certificate (with --tls-key)
+  --tls-key FILE       the certificate's PEM private key
+  --jwt-private-key F  sign tokens RS256 with this PEM RSA key (default: HS256, <data-dir>/jwt.key)
+  --jwt-public-key F   verify RS256 tokens with this PEM public key (default: from the private key)
+  --max-body-bytes N   largest request body accepted (default 67108864; larger: 413)
+  --max-header-bytes N largest request line + headers (default 16384; larger: 431)
+  --max-json-depth N   deepest JSON nesting accepted in a request (default 128; deeper: 400)
+  --request-timeout S  seconds a connection may stall mid-request (default 60)
+  Every endpoint but /api/ping and /api/health needs a token (docs/security.md). On first
+  start the `admin` user gets $SLUICE_ADMIN_PASSWORD, else a random password written to
+  <data-dir>/admin-password.
 
 Client commands talk to a node over HTTP (docs/cli.md). Every one takes
   --node URL           the node (default $SLUICE_NODE, else NODE= in a .syncconfig found in the
                        current directory or above, else http://127.0.0.1:9042)
-  --token T            bearer token (default $SLUICE_TOKEN, else JWT= in .syncconfig)
+  --token T            bearer token (default $SLUICE_TOKEN, else JWT= in .syncconfig, else the
+                       token `sluice login` stored for the node)
+
+sluice login [--user U] [--expires-in S] [--print]
+  Asks for the password (or reads $SLUICE_PASSWORD), gets a token from POST /api/auth/token and
+  stores it (0600) for later commands; --print writes the token to stdout instead.
 
 sluice upload [DIR] [--profile P]
   Checks DIR (default .) locally, PUTs <P>-env.json (P default "test") to /api/env, the config to
@@ -95,9 +115,25 @@ std::multimap<std::string, std::string> parse_options(const std::vector<std::str
     return out;
 }
 
+// Masks every known secret value in a log line before it is formatted and written, whichever
+// component logged it (plugin errors can carry a DSN or a password).
+class RedactingChannel : public Poco::Channel {
+public:
+    explicit RedactingChannel(Poco::AutoPtr<Poco::Channel> next) : next_(std::move(next)) {}
+    void log(const Poco::Message& message) override {
+        Poco::Message copy(message);
+        copy.setText(security::redact(message.getText()));
+        next_->log(copy);
+    }
+
+private:
+    Poco::AutoPtr<Poco::Channel> next_;
+};
+
 void configure_logging(const std::string& level) {
     Poco::AutoPtr<Poco::PatternFormatter> formatter(new Poco::PatternFormatter("%Y-%m-%d %H:%M:%S.%i %p %s: %t"));
-    Poco::AutoPtr<Poco::FormattingChannel> channel(new Poco::FormattingChannel(formatter, new Poco::ConsoleChannel));
+    Poco::AutoPtr<Poco::FormattingChannel> formatting(new Poco::FormattingChannel(formatter, new Poco::ConsoleChannel));
+    Poco::AutoPtr<Poco::Channel> channel(new RedactingChannel(formatting));
     Poco::Logger::root().setChannel(channel);
     Poco::Logger::root().setLevel(level);
     // Loggers created before this call keep their old channel: update every existing one.
@@ -132,8 +168,9 @@ protected:
             std::cerr << "sluice: cannot start: " << e.what() << "\n";
             return EXIT_SOFTWARE;
         }
-        std::cout << "Sluice is running.\n  API: http://" << options_.bind_address << ":" << node.port()
-                  << "/api\n  UI:  http://" << options_.bind_address << ":" << node.port()
+        const std::string scheme = options_.tls_cert ? "https://" : "http://";
+        std::cout << "Sluice is running.\n  API: " << scheme << options_.bind_address << ":" << node.port()
+                  << "/api\n  UI:  " << scheme << options_.bind_address << ":" << node.port()
                   << "/ui\n  Data: " << fs::absolute(options_.data_dir).string()
                   << "\n  Stop with Ctrl-C (SIGINT) or SIGTERM.\n"
                   << std::flush;
@@ -149,7 +186,8 @@ private:
 
 int serve(const std::vector<std::string>& args) {
     auto opts = parse_options(args, {"port", "bind", "data-dir", "config", "plugin-dir", "plugin", "storage",
-                                     "postgres", "workers", "log-level"});
+                                     "postgres", "workers", "log-level", "tls-cert", "tls-key", "jwt-private-key", "jwt-public-key", "max-body-bytes",
+                                     "max-header-bytes", "max-json-depth", "request-timeout"});
     auto one = [&](const std::string& name) -> std::optional<std::string> {
         auto range = opts.equal_range(name);
         if (range.first == range.second) return std::nullopt;
@@ -170,6 +208,27 @@ int serve(const std::vector<std::string>& args) {
         options.storage = "postgres";
     }
     if (auto workers = one("workers")) options.workers = static_cast<size_t>(std::max(1, std::stoi(*workers)));
+    if (auto cert = one("tls-cert")) options.tls_cert = *cert;
+    if (auto key = one("tls-key")) options.tls_key = *key;
+    if (auto key = one("jwt-private-key")) options.jwt_private_key = *key;
+    if (auto key = one("jwt-public-key")) options.jwt_public_key = *key;
+    auto positive = [&](const char* name, size_t fallback) -> size_t {
+        auto v = one(name);
+        if (!v) return fallback;
+        long long n = 0;
+        try {
+            n = std::stoll(*v);
+        } catch (const std::exception&) {
+            n = 0;
+        }
+        if (n <= 0) throw UsageError(std::string("--") + name + " needs a positive number");
+        return static_cast<size_t>(n);
+    };
+    options.max_body_bytes = positive("max-body-bytes", options.max_body_bytes);
+    options.max_header_bytes = positive("max-header-bytes", options.max_header_bytes);
+    options.max_json_depth = positive("max-json-depth", options.max_json_depth);
+    options.request_timeout_seconds =
+        static_cast<int>(positive("request-timeout", static_cast<size_t>(options.request_timeout_seconds)));
     auto range = opts.equal_range("plugin-dir");
     for (auto it = range.first; it != range.second; ++it) options.plugin_dirs.emplace_back(it->second);
     range = opts.equal_range("plugin");

@@ -5,6 +5,7 @@
 #include <Poco/DateTimeFormatter.h>
 #include <Poco/Timestamp.h>
 
+#include <termios.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -920,13 +921,73 @@ int cmd_test(const std::vector<std::string>& argv) {
     return 1;
 }
 
+// ---- login --------------------------------------------------------------------------------
+
+// Reads the password without echo when stdin is a terminal.
+std::string read_password() {
+    const bool tty = ::isatty(0);
+    termios saved{};
+    if (tty) {
+        std::cerr << "Password: " << std::flush;
+        ::tcgetattr(0, &saved);
+        termios quiet = saved;
+        quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+        ::tcsetattr(0, TCSANOW, &quiet);
+    }
+    std::string password;
+    std::getline(std::cin, password);
+    if (tty) {
+        ::tcsetattr(0, TCSANOW, &saved);
+        std::cerr << "\n";
+    }
+    return password;
+}
+
+int cmd_login(const std::vector<std::string>& argv) {
+    Args args = parse_args("login", argv, {"user", "expires-in"}, {"print"}, 0);
+    NodeClient node = connect(args);
+    const std::string user = args.value("user").value_or("admin");
+    const char* env_password = std::getenv("SLUICE_PASSWORD");
+    const std::string password = env_password ? std::string(env_password) : read_password();
+    JsonDocument body(rapidjson::kObjectType);
+    auto& a = body.GetAllocator();
+    body.AddMember("username", Json(user.c_str(), a), a);
+    body.AddMember("password", Json(password.c_str(), a), a);
+    if (auto ttl = args.value("expires-in")) body.AddMember("expires_in", Json(ttl->c_str(), a), a);
+    HttpResult r = node.request("POST", "/api/auth/token", to_json(body), "application/json");
+    if (!r.ok()) {
+        complain("error: " + describe_failure("POST", "/api/auth/token", r));
+        return 1;
+    }
+    JsonDocument answer = parse_body(r, "POST /api/auth/token");
+    const std::string token = string_or(answer, "access_token", "");
+    if (token.empty()) {
+        complain("error: the node answered no access_token");
+        return 1;
+    }
+    if (args.flag("print")) {
+        std::cout << token << "\n";
+        return 0;
+    }
+    auto env = [](const char* name) -> std::optional<std::string> {
+        const char* v = std::getenv(name);
+        return v ? std::optional<std::string>(v) : std::nullopt;
+    };
+    const fs::path file = credentials_file(env);
+    store_token(file, node.base_url(), token);
+    say("Logged in to " + node.base_url() + " as " + user + " (" + string_or(answer, "role", "?") +
+        "); token stored in " + file.string());
+    return 0;
+}
+
 }  // namespace
 
 bool is_client_command(const std::string& command) {
-    return command == "upload" || command == "download" || command == "status" || command == "run" || command == "test";
+    return command == "login" || command == "upload" || command == "download" || command == "status" || command == "run" || command == "test";
 }
 
 int run_client(const std::string& command, const std::vector<std::string>& args) {
+    if (command == "login") return cmd_login(args);
     if (command == "upload") return cmd_upload(args);
     if (command == "download") return cmd_download(args);
     if (command == "status") return cmd_status(args);

@@ -1,6 +1,7 @@
 // The client's connection to a node: where it is (--node, $SLUICE_NODE, .syncconfig), the
 // bearer token, and plain HTTP(S) requests.
 #include <sluice/kernel/client.hpp>
+#include <sluice/kernel/security.hpp>
 
 #include <Poco/Exception.h>
 #include <Poco/Net/Context.h>
@@ -11,6 +12,7 @@
 #include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
 
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <sstream>
@@ -105,8 +107,40 @@ Connection resolve_connection(const std::optional<std::string>& node_arg, const 
     if (!token) {
         if (syncconfig() && syncconfig()->jwt) token = syncconfig()->jwt;
     }
+    if (!token) token = stored_token(credentials_file(getenv), c.base_url);
     c.token = token.value_or("");
     return c;
+}
+
+fs::path credentials_file(const std::function<std::optional<std::string>(const char*)>& getenv) {
+    if (auto f = getenv("SLUICE_CREDENTIALS"); f && !f->empty()) return *f;
+    if (auto x = getenv("XDG_CONFIG_HOME"); x && !x->empty()) return fs::path(*x) / "sluice" / "credentials";
+    auto home = getenv("HOME");
+    return fs::path(home && !home->empty() ? *home : ".") / ".config" / "sluice" / "credentials";
+}
+
+std::optional<std::string> stored_token(const fs::path& file, const std::string& base_url) {
+    std::ifstream in(file);
+    std::string line;
+    while (std::getline(in, line)) {
+        const size_t space = line.find(' ');
+        if (space != std::string::npos && line.substr(0, space) == base_url) return trim(line.substr(space + 1));
+    }
+    return std::nullopt;
+}
+
+void store_token(const fs::path& file, const std::string& base_url, const std::string& token) {
+    std::string kept;
+    {
+        std::ifstream in(file);
+        std::string line;
+        while (std::getline(in, line)) {
+            if (line.substr(0, line.find(' ')) != base_url && !trim(line).empty()) kept += line + "\n";
+        }
+    }
+    std::error_code ec;
+    fs::create_directories(file.parent_path(), ec);
+    security::write_private_file(file, kept + base_url + " " + token + "\n");
 }
 
 std::string url_encode(const std::string& text) {
@@ -136,9 +170,11 @@ HttpResult NodeClient::request(const std::string& method, const std::string& pat
         Poco::URI base(connection_.base_url);
         std::unique_ptr<Poco::Net::HTTPClientSession> session;
         if (base.getScheme() == "https") {
+            // $SLUICE_CA_FILE trusts a node's own (e.g. self-signed) certificate besides the system CAs.
+            const char* ca = std::getenv("SLUICE_CA_FILE");
             Poco::Net::Context::Ptr context =
-                new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", "", Poco::Net::Context::VERIFY_RELAXED,
-                                       9, true);
+                new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", ca ? ca : "",
+                                       Poco::Net::Context::VERIFY_RELAXED, 9, true);
             session = std::make_unique<Poco::Net::HTTPSClientSession>(base.getHost(), base.getPort(), context);
         } else if (base.getScheme() == "http") {
             session = std::make_unique<Poco::Net::HTTPClientSession>(base.getHost(), base.getPort());

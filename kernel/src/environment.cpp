@@ -40,14 +40,56 @@ std::string value_as_text(const Json& value) {
 
 }  // namespace
 
-Environment::Environment(DatasetStore& store) : store_(store) { load(); }
+Environment::Environment(DatasetStore& store, std::shared_ptr<const security::SecretCipher> cipher)
+    : store_(store), cipher_(std::move(cipher)) {
+    load();
+}
 
 void Environment::load() {
     std::lock_guard<std::mutex> lock(mutex_);
     variables_ = store_.state_get(kEnvKey);
     if (!variables_.IsObject()) variables_.SetObject();
-    secrets_ = store_.state_get(kSecretsKey);
-    if (!secrets_.IsObject()) secrets_.SetObject();
+    JsonDocument stored = store_.state_get(kSecretsKey);
+    secrets_.SetObject();
+    if (!stored.IsObject()) return;
+    bool plain_found = false;
+    auto& a = secrets_.GetAllocator();
+    for (auto it = stored.MemberBegin(); it != stored.MemberEnd(); ++it) {
+        if (!it->value.IsString()) continue;
+        std::string value(as_view(it->value));
+        if (security::SecretCipher::is_sealed(value)) {
+            if (!cipher_) throw std::runtime_error("secrets in storage are encrypted but no key is configured");
+            try {
+                value = cipher_->decrypt(value);
+            } catch (const std::exception& e) {
+                throw std::runtime_error("cannot decrypt secret '" + std::string(as_view(it->name)) +
+                                         "' with <data-dir>/secrets.key (" + e.what() +
+                                         "); every node sharing storage needs the same key file");
+            }
+        } else {
+            plain_found = true;  // written before encryption existed: sealed below
+        }
+        security::Redactor::global().add(value);
+        secrets_.AddMember(Json(it->name, a), Json(value.c_str(), a), a);
+    }
+    if (plain_found && cipher_) save_secrets_locked(secrets_);
+}
+
+void Environment::save_secrets_locked(const JsonDocument& plain) {
+    JsonDocument sealed(rapidjson::kObjectType);
+    auto& a = sealed.GetAllocator();
+    for (auto it = plain.MemberBegin(); it != plain.MemberEnd(); ++it) {
+        const std::string value(as_view(it->value));
+        const std::string stored = cipher_ ? cipher_->encrypt(value) : value;
+        sealed.AddMember(Json(it->name, a), Json(stored.c_str(), a), a);
+    }
+    store_.state_put(kSecretsKey, sealed);
+}
+
+void Environment::set_cipher(std::shared_ptr<const security::SecretCipher> next) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    cipher_ = std::move(next);
+    save_secrets_locked(secrets_);
 }
 
 JsonDocument Environment::variables() const {
@@ -117,7 +159,9 @@ void Environment::set_secrets(const Json& object, bool replace) {
                            next.GetAllocator());
         }
     }
-    store_.state_put(kSecretsKey, next);
+    save_secrets_locked(next);
+    for (auto it = next.MemberBegin(); it != next.MemberEnd(); ++it)
+        security::Redactor::global().add(std::string(as_view(it->value)));
     secrets_ = std::move(next);
 }
 
@@ -126,7 +170,7 @@ bool Environment::erase_secret(const std::string& name) {
     JsonDocument next;
     next.CopyFrom(secrets_, next.GetAllocator());
     if (!next.RemoveMember(name.c_str())) return false;
-    store_.state_put(kSecretsKey, next);
+    save_secrets_locked(next);
     secrets_ = std::move(next);
     return true;
 }

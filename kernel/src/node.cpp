@@ -4,11 +4,18 @@
 
 #include <Poco/Logger.h>
 #include <Poco/Net/HTTPServer.h>
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPServerParams.h>
+#include <Poco/Net/SSLManager.h>
+#include <Poco/Net/SecureServerSocket.h>
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/Net/SocketAddress.h>
 
+#include <sluice/kernel/security.hpp>
+
+#include <algorithm>
 #include <fstream>
+#include <mutex>
 
 #if SLUICE_HAVE_POSTGRES_MANAGER
 #include <sluice/kernel/managed_postgres.hpp>
@@ -106,7 +113,25 @@ void Node::start() {
 
     open_storage();
     config_ = NodeConfig::empty();
-    environment_ = std::make_unique<Environment>(*store_);
+    const fs::path key_file = options_.data_dir / "secrets.key", next_key = options_.data_dir / "secrets.key.next";
+    auto cipher = std::make_shared<const security::SecretCipher>(security::load_or_create_key(key_file, 32));
+    try {
+        environment_ = std::make_unique<Environment>(*store_, cipher);
+    } catch (const std::exception&) {
+        // A key rotation interrupted after sealing with the next key: finish it.
+        if (!fs::exists(next_key)) throw;
+        cipher = std::make_shared<const security::SecretCipher>(security::load_or_create_key(next_key, 32));
+        environment_ = std::make_unique<Environment>(*store_, cipher);
+        fs::rename(next_key, key_file);
+    }
+    auth_ = std::make_unique<Auth>(*store_, options_.data_dir, options_.jwt_private_key.value_or(fs::path()),
+                                   options_.jwt_public_key.value_or(fs::path()));
+    if (auto written = auth_->bootstrap()) {
+        // Printed this once only: the password itself stays in the 0600 file, never in a log.
+        Poco::Logger::get("sluice.node")
+            .warning("created user 'admin' with a random password, stored in " + fs::absolute(*written).string() +
+                     " (readable by this user only); log in with `sluice login`");
+    }
     Environment* environment = environment_.get();
     pumps_ = std::make_unique<PumpManager>(
         *store_, [environment](const std::string& name) { return environment->secret(name); }, options_.workers);
@@ -115,19 +140,40 @@ void Node::start() {
     pumps_->apply(config());
     pumps_->start();
 
-    Poco::Net::ServerSocket socket(Poco::Net::SocketAddress(options_.bind_address, options_.port));
-    port_ = socket.address().port();
+    const Poco::Net::SocketAddress address(options_.bind_address, options_.port);
+    const bool tls = options_.tls_cert || options_.tls_key;
+    std::unique_ptr<Poco::Net::ServerSocket> socket;
+    if (tls) {
+        if (!options_.tls_cert || !options_.tls_key) throw std::runtime_error("--tls-cert and --tls-key go together");
+        for (const fs::path& f : {*options_.tls_cert, *options_.tls_key})
+            if (!fs::is_regular_file(f)) throw std::runtime_error("TLS file " + f.string() + " does not exist");
+        static std::once_flag ssl_once;
+        std::call_once(ssl_once, [] { Poco::Net::initializeSSL(); });
+        Poco::Net::Context::Ptr context = new Poco::Net::Context(
+            Poco::Net::Context::TLS_SERVER_USE, options_.tls_key->string(), options_.tls_cert->string(), "",
+            Poco::Net::Context::VERIFY_NONE);
+        context->disableProtocols(Poco::Net::Context::PROTO_SSLV2 | Poco::Net::Context::PROTO_SSLV3 |
+                                  Poco::Net::Context::PROTO_TLSV1 | Poco::Net::Context::PROTO_TLSV1_1);
+        socket = std::make_unique<Poco::Net::SecureServerSocket>(address, 64, context);
+    } else {
+        socket = std::make_unique<Poco::Net::ServerSocket>(address);
+    }
+    port_ = socket->address().port();
     auto params = new Poco::Net::HTTPServerParams;  // owned by the server (Poco::AutoPtr)
     params->setMaxThreads(16);
     params->setMaxQueued(256);
     params->setKeepAlive(true);
-    http_ = std::make_unique<Poco::Net::HTTPServer>(make_api_factory(*this), socket, params);
+    // A client that stalls mid-request (slowloris) is dropped after this, freeing its thread.
+    params->setTimeout(Poco::Timespan(options_.request_timeout_seconds, 0));
+    params->setKeepAliveTimeout(Poco::Timespan(std::min(options_.request_timeout_seconds, 15), 0));
+    http_ = std::make_unique<Poco::Net::HTTPServer>(make_api_factory(*this), *socket, params);
     http_->start();
 
     std::ofstream(options_.data_dir / "sluice.port") << port_ << "\n";
     Poco::Logger::get("sluice.node")
-        .information("Sluice API listening on http://" + options_.bind_address + ":" + std::to_string(port_) +
-                     "/api (storage: " + storage_description_ + ")");
+        .information(std::string("Sluice API listening on ") + (tls ? "https" : "http") + "://" +
+                     options_.bind_address + ":" + std::to_string(port_) + "/api (storage: " + storage_description_ +
+                     ")");
 }
 
 void Node::stop() {
@@ -140,6 +186,19 @@ void Node::stop() {
     pumps_.reset();
     store_.reset();
     managed_postgres_.reset();
+}
+
+void Node::rotate_secrets_key() {
+    std::lock_guard<std::mutex> lock(apply_mutex_);
+    const fs::path file = options_.data_dir / "secrets.key";
+    const std::string key = security::random_bytes(32);
+    // The new key is on disk (beside the old one) before any value is sealed with it, so a crash
+    // in between leaves a key that opens what storage holds: secrets.key.previous or secrets.key.
+    security::write_private_file(options_.data_dir / "secrets.key.next", key);
+    environment_->set_cipher(std::make_shared<const security::SecretCipher>(key));
+    fs::rename(file, options_.data_dir / "secrets.key.previous");
+    fs::rename(options_.data_dir / "secrets.key.next", file);
+    fs::remove(options_.data_dir / "secrets.key.previous");
 }
 
 SecretResolver Node::secret_resolver() {

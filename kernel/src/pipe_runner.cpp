@@ -360,7 +360,7 @@ public:
             letter.AddMember("pipe", Json(pipe.id.c_str(), a), a);
             letter.AddMember("run_id", Json(result.run_id.c_str(), a), a);
             letter.AddMember("dead", true, a);
-            letter.AddMember("error", Json(error.c_str(), a), a);
+            letter.AddMember("error", Json(security::redact(error).c_str(), a), a);
             letter.AddMember("entity", Json(entity, a), a);
             letter.AddMember("ts", now_us(), a);
             letters.add(letter);
@@ -858,7 +858,8 @@ RunResult PipeRunner::run(const PipeConfig& pipe, const NodeConfig& config, cons
         result.ok = true;
     } catch (const std::exception& e) {
         result.ok = false;
-        result.error = run.breaker.tripped && !run.failure.empty() ? run.failure : e.what();
+        // Redacted: stored in the execution log and answered by the API.
+        result.error = security::redact(run.breaker.tripped && !run.failure.empty() ? run.failure : e.what());
         if (run.sink && run.sink->info().sink()->end_run) {
             SinkContext ctx(run);
             const std::string end_json =

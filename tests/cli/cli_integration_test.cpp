@@ -23,6 +23,8 @@ CommandResult sluice_cli(const NodeProcess& node, std::vector<std::string> args,
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("--node");
     argv.push_back(url(node));
+    argv.push_back("--token");  // every endpoint but ping/health needs one
+    argv.push_back(node.token());
     return run_command(argv, cwd);
 }
 
@@ -177,7 +179,7 @@ public:
         node.start();
         const fs::path project = dir / "project";
         write_project(project, "manual");
-        write_text(project / ".syncconfig", "NODE=\"" + url(node) + "\"\nJWT=\"a.b.c\"\n");
+        write_text(project / ".syncconfig", "NODE=\"" + url(node) + "\"\nJWT=\"" + node.token() + "\"\n");
         fs::create_directories(project / "sub");
         // No --node: the .syncconfig above the working directory names the node.
         CommandResult r = run_command({sluice_binary().string(), "upload", ".."}, project / "sub");

@@ -19,6 +19,8 @@ CommandResult sluice_cli(const NodeProcess& node, std::vector<std::string> args)
     argv.insert(argv.end(), args.begin(), args.end());
     argv.push_back("--node");
     argv.push_back("http://127.0.0.1:" + std::to_string(node.port()));
+    argv.push_back("--token");  // every endpoint but ping/health needs one
+    argv.push_back(node.token());
     return run_command(argv);
 }
 

@@ -1,6 +1,9 @@
 #include "test_support.hpp"
 
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPSClientSession.h>
+#include <Poco/Net/SSLManager.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/StreamCopier.h>
@@ -10,8 +13,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <memory>
+#include <mutex>
 #include <random>
 #include <sstream>
 #include <stdexcept>
@@ -62,12 +68,54 @@ JsonDocument HttpResponse::json() const {
     return doc;
 }
 
+namespace {
+
+// What a started NodeProcess told us about its port: the admin token its requests carry and
+// whether it speaks TLS. Keyed by port so plain http_request(port, ...) calls authenticate too.
+struct PortInfo {
+    std::string token;
+    bool tls = false;
+};
+std::mutex ports_mutex;
+std::map<int, PortInfo> ports;
+
+PortInfo port_info(int port) {
+    std::lock_guard<std::mutex> lock(ports_mutex);
+    auto it = ports.find(port);
+    return it == ports.end() ? PortInfo{} : it->second;
+}
+
+void set_port_info(int port, PortInfo info) {
+    std::lock_guard<std::mutex> lock(ports_mutex);
+    ports[port] = std::move(info);
+}
+
+}  // namespace
+
 HttpResponse http_request(int port, const std::string& method, const std::string& path, const std::string& body,
                           const std::string& content_type, const std::map<std::string, std::string>& headers) {
-    Poco::Net::HTTPClientSession session("127.0.0.1", static_cast<Poco::UInt16>(port));
+    const PortInfo info = port_info(port);
+    std::unique_ptr<Poco::Net::HTTPClientSession> owned;
+    if (info.tls) {
+        static std::once_flag once;
+        std::call_once(once, [] { Poco::Net::initializeSSL(); });
+        // The test nodes use throw-away self-signed certificates; tls_test checks verification.
+        Poco::Net::Context::Ptr context =
+            new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", "", Poco::Net::Context::VERIFY_NONE);
+        owned = std::make_unique<Poco::Net::HTTPSClientSession>("127.0.0.1", static_cast<Poco::UInt16>(port), context);
+    } else {
+        owned = std::make_unique<Poco::Net::HTTPClientSession>("127.0.0.1", static_cast<Poco::UInt16>(port));
+    }
+    Poco::Net::HTTPClientSession& session = *owned;
     session.setTimeout(Poco::Timespan(120, 0));
     Poco::Net::HTTPRequest request(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
-    for (const auto& [name, value] : headers) request.set(name, value);
+    // A node started by NodeProcess wants a token: its admin one, unless the caller passes its own
+    // Authorization (an empty value sends none).
+    if (!headers.count("Authorization") && !info.token.empty()) request.set("Authorization", "Bearer " + info.token);
+    for (const auto& [name, value] : headers) {
+        if (name == "Authorization" && value.empty()) continue;
+        request.set(name, value);
+    }
     if (!body.empty() || method == "POST" || method == "PUT") {
         request.setContentType(content_type);
         request.setContentLength(static_cast<std::streamsize>(body.size()));
@@ -106,6 +154,16 @@ void NodeProcess::start(std::chrono::seconds timeout) {
     std::vector<std::string> argv = {binary_.string(), "serve", "--port", "0", "--data-dir",
                                      data_dir_.string()};
     argv.insert(argv.end(), args_.begin(), args_.end());
+    const bool tls = std::find(args_.begin(), args_.end(), "--tls-cert") != args_.end();
+    // The environment, built before fork (the child may only exec): ours plus the admin password.
+    std::vector<std::string> env;
+    for (char** e = environ; *e; ++e) {
+        if (std::string(*e).rfind("SLUICE_ADMIN_PASSWORD=", 0) != 0) env.emplace_back(*e);
+    }
+    if (admin_password_) env.push_back("SLUICE_ADMIN_PASSWORD=" + *admin_password_);
+    std::vector<char*> cenv;
+    for (auto& e : env) cenv.push_back(e.data());
+    cenv.push_back(nullptr);
 
     const std::string log_path = (data_dir_ / "node.log").string();
     pid_ = ::fork();
@@ -120,7 +178,7 @@ void NodeProcess::start(std::chrono::seconds timeout) {
         std::vector<char*> cargv;
         for (auto& a : argv) cargv.push_back(a.data());
         cargv.push_back(nullptr);
-        ::execv(cargv[0], cargv.data());
+        ::execve(cargv[0], cargv.data(), cenv.data());
         ::_exit(127);
     }
 
@@ -132,9 +190,15 @@ void NodeProcess::start(std::chrono::seconds timeout) {
             std::string text = read_text(data_dir_ / "sluice.port");
             if (!text.empty() && text.back() == '\n') {
                 port_ = std::stoi(text);
+                set_port_info(port_, PortInfo{"", tls});
+                bool up = false;
                 try {
-                    if (get("/api/ping").status == 200) return;
+                    up = get("/api/ping").status == 200;
                 } catch (const std::exception&) {
+                }
+                if (up) {
+                    login();
+                    return;
                 }
             }
         }
@@ -142,6 +206,22 @@ void NodeProcess::start(std::chrono::seconds timeout) {
     }
     kill();
     throw std::runtime_error("sluice serve did not answer /api/ping in time:\n" + log());
+}
+
+std::string NodeProcess::password() const {
+    if (admin_password_) return *admin_password_;
+    std::string text = read_text(data_dir_ / "admin-password");
+    while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+    return text;
+}
+
+void NodeProcess::login() {
+    std::string body = R"({"username":"admin","password":")" + password() + R"("})";
+    HttpResponse r = http_request(port_, "POST", "/api/auth/token", body, "application/json", {{"Authorization", ""}});
+    if (r.status != 200) throw std::runtime_error("cannot log in to the test node: HTTP " + std::to_string(r.status) + " " + r.body);
+    JsonDocument doc = r.json();
+    token_ = string_or(doc, "access_token", "");
+    set_port_info(port_, PortInfo{token_, port_info(port_).tls});
 }
 
 bool NodeProcess::running() {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -42,7 +43,9 @@ struct HttpResponse {
     JsonDocument json() const;
 };
 
-// One HTTP/1.1 request to 127.0.0.1:port. Throws on connection failure.
+// One HTTP/1.1 request to 127.0.0.1:port. Throws on connection failure. A port where a
+// NodeProcess runs gets its admin token (and TLS) unless `headers` has an "Authorization" entry
+// of its own (an empty one sends no token).
 HttpResponse http_request(int port, const std::string& method, const std::string& path,
                           const std::string& body = {}, const std::string& content_type = "application/json",
                           const std::map<std::string, std::string>& headers = {});
@@ -68,6 +71,14 @@ public:
     void kill();
     bool running();
 
+    // The node's admin password: kTestAdminPassword via $SLUICE_ADMIN_PASSWORD by default;
+    // nullopt lets the node generate one into <data_dir>/admin-password (read from there).
+    static constexpr const char* kTestAdminPassword = "test-admin-password-0123";
+    void set_admin_password(std::optional<std::string> password) { admin_password_ = std::move(password); }
+    std::string password() const;
+    // The admin JWT got at start; every request to this node carries it unless told otherwise.
+    const std::string& token() const { return token_; }
+
     // Runs another `sluice` (e.g. an installed one) instead of the build tree's.
     void set_binary(fs::path binary) { binary_ = std::move(binary); }
     int port() const { return port_; }
@@ -90,8 +101,11 @@ public:
                             std::chrono::seconds timeout = std::chrono::seconds(60)) const;
 
 private:
+    void login();
     fs::path data_dir_;
     fs::path binary_ = sluice_binary();
+    std::optional<std::string> admin_password_ = std::string(kTestAdminPassword);
+    std::string token_;
     std::vector<std::string> args_;
     pid_t pid_ = -1;
     int port_ = 0;

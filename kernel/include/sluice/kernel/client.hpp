@@ -61,6 +61,14 @@ std::string normalise_node_url(const std::string& node);
 
 // --node, else $SLUICE_NODE, else NODE in .syncconfig (searched upwards from `cwd`), else the
 // default; the token likewise from --token, $SLUICE_TOKEN, JWT.
+// Where `sluice login` keeps tokens: $SLUICE_CREDENTIALS, else $XDG_CONFIG_HOME/sluice/credentials,
+// else ~/.config/sluice/credentials. One "<node-url> <token>" line per node, mode 0600.
+fs::path credentials_file(const std::function<std::optional<std::string>(const char*)>& getenv);
+std::optional<std::string> stored_token(const fs::path& file, const std::string& base_url);
+void store_token(const fs::path& file, const std::string& base_url, const std::string& token);
+
+// The token is --token, else $SLUICE_TOKEN, else JWT= in .syncconfig, else the one stored by
+// `sluice login` for that node.
 Connection resolve_connection(const std::optional<std::string>& node_arg,
                               const std::optional<std::string>& token_arg, const fs::path& cwd,
                               const std::function<std::optional<std::string>(const char*)>& getenv);

@@ -7,6 +7,9 @@
 #pragma once
 
 #include <sluice/entity.hpp>
+#include <sluice/kernel/security.hpp>
+
+#include <memory>
 
 #include <functional>
 #include <mutex>
@@ -18,9 +21,14 @@ namespace sluice::kernel {
 
 class DatasetStore;
 
+// Secret values are kept AES-256-GCM encrypted in storage (`cipher`, keyed from
+// <data-dir>/secrets.key) and in plain text only in this process's memory; each value is
+// registered with security::Redactor so it is masked in logs, errors and execution logs.
 class Environment {
 public:
-    explicit Environment(DatasetStore& store);
+    explicit Environment(DatasetStore& store, std::shared_ptr<const security::SecretCipher> cipher = nullptr);
+    // Re-encrypts every stored secret with `next` (key rotation).
+    void set_cipher(std::shared_ptr<const security::SecretCipher> next);
 
     JsonDocument variables() const;  // {name: value}
     // Replaces all variables (PUT /api/env) or merges into them (POST/PATCH).
@@ -34,7 +42,9 @@ public:
 
 private:
     void load();
+    void save_secrets_locked(const JsonDocument& plain);
     DatasetStore& store_;
+    std::shared_ptr<const security::SecretCipher> cipher_;
     mutable std::mutex mutex_;
     JsonDocument variables_;
     JsonDocument secrets_;

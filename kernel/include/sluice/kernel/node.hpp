@@ -1,6 +1,7 @@
 // The node: plugin registry, dataset storage, configuration, pumps and the HTTP API, wired up.
 #pragma once
 
+#include <sluice/kernel/auth.hpp>
 #include <sluice/kernel/config.hpp>
 #include <sluice/kernel/dataset_store.hpp>
 #include <sluice/kernel/environment.hpp>
@@ -38,6 +39,18 @@ struct NodeOptions {
     std::string storage = "postgres";
     std::string postgres_dsn;
     size_t workers = 4;
+
+    // TLS (Poco NetSSL): both set → the API answers HTTPS only.
+    std::optional<std::filesystem::path> tls_cert;
+    std::optional<std::filesystem::path> tls_key;
+    // RS256 token keys (PEM); unset: HS256 with <data-dir>/jwt.key.
+    std::optional<std::filesystem::path> jwt_private_key;
+    std::optional<std::filesystem::path> jwt_public_key;
+    // Request limits (docs/security.md): oversized requests get a JSON 413/431/400.
+    size_t max_body_bytes = 64 * 1024 * 1024;
+    size_t max_header_bytes = 16 * 1024;
+    size_t max_json_depth = 128;
+    int request_timeout_seconds = 60;  // idle socket read/write; a stalled client frees its thread
 };
 
 class Node {
@@ -77,6 +90,9 @@ public:
     void set_environment(const Json& object, bool replace);
     bool erase_environment_variable(const std::string& name);
     Environment& environment() { return *environment_; }
+    Auth& auth() { return *auth_; }
+    // Re-encrypts every secret with a new key (<data-dir>/secrets.key replaced, 0600).
+    void rotate_secrets_key();
 
 private:
     void open_storage();
@@ -88,6 +104,7 @@ private:
     std::unique_ptr<ManagedPostgresHandle> managed_postgres_;
     std::unique_ptr<DatasetStore> store_;
     std::unique_ptr<Environment> environment_;
+    std::unique_ptr<Auth> auth_;
     std::mutex apply_mutex_;  // one configuration change at a time
     std::unique_ptr<PumpManager> pumps_;
     std::unique_ptr<Orchestrator> orchestrator_;
