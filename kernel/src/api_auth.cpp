@@ -105,6 +105,8 @@ const Override kOverrides[] = {
     {"GET", "/api/auth/whoami", false, Role::reader},
     {"POST", "/api/admin", false, Role::admin},          // restarts every pump
     {"POST", "/api/receivers/{id}/entities", false, Role::operator_},  // feeding data, not changing config
+    // Resolving a tripped circuit breaker (commit / roll back the staged run) is operations work.
+    {"POST", "/api/datasets/{id}", false, Role::operator_},
 };
 
 bool starts_with(const std::string& s, const char* prefix) { return s.rfind(prefix, 0) == 0; }
