@@ -2,6 +2,8 @@
 // times as transit `~t` strings, UUIDs, floats, and the composite-key `_id` encoding.
 #pragma once
 
+#include <sluice/calendar.hpp>
+
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -95,29 +97,9 @@ inline std::optional<std::string> base64_decode(std::string_view text) {
 
 // ---- calendar ----------------------------------------------------------------------------------
 
-// Days since 1970-01-01 → proleptic Gregorian y/m/d (H. Hinnant's civil_from_days).
-inline void civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
-    z += 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = static_cast<unsigned>(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    y = static_cast<int64_t>(yoe) + era * 400;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    d = doy - (153 * mp + 2) / 5 + 1;
-    m = mp < 10 ? mp + 3 : mp - 9;
-    y += (m <= 2);
-}
-
-// Proleptic Gregorian y/m/d → days since 1970-01-01 (H. Hinnant's days_from_civil).
-constexpr int64_t days_from_civil(int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
+// Calendar arithmetic: the SDK's (sluice/calendar.hpp).
+using sluice::civil_from_days;
+using sluice::days_from_civil;
 
 constexpr int64_t kPgEpochDays = 10957;  // 2000-01-01 in days since 1970-01-01
 // Transit dates run from 0001-01-01 to 9999-12-31; as PostgreSQL day numbers:

@@ -1,6 +1,8 @@
 // value.cpp — BigInt, Decimal, DateTime, classification, ordering, JSON text.
 #include "value.hpp"
 
+#include <sluice/calendar.hpp>
+
 #include <rapidjson/memorystream.h>
 #include <rapidjson/encodedstream.h>
 #include <rapidjson/reader.h>
@@ -334,26 +336,8 @@ void Decimal::normalize_trailing(int32_t min_scale) {
 }
 
 // ============================================================================ DateTime
-int64_t DateTime::days_from_civil(int64_t y, unsigned m, unsigned d) {
-    y -= m <= 2;
-    const int64_t era = (y >= 0 ? y : y - 399) / 400;
-    const unsigned yoe = static_cast<unsigned>(y - era * 400);
-    const unsigned doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    const unsigned doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + static_cast<int64_t>(doe) - 719468;
-}
-void DateTime::civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) {
-    z += 719468;
-    const int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-    const unsigned doe = static_cast<unsigned>(z - era * 146097);
-    const unsigned yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    y = static_cast<int64_t>(yoe) + era * 400;
-    const unsigned doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    const unsigned mp = (5 * doy + 2) / 153;
-    d = doy - (153 * mp + 2) / 5 + 1;
-    m = mp < 10 ? mp + 3 : mp - 9;
-    y += m <= 2;
-}
+int64_t DateTime::days_from_civil(int64_t y, unsigned m, unsigned d) { return sluice::days_from_civil(y, m, d); }
+void DateTime::civil_from_days(int64_t z, int64_t& y, unsigned& m, unsigned& d) { sluice::civil_from_days(z, y, m, d); }
 static bool digits_at(std::string_view s, size_t pos, size_t n, int& out) {
     if (pos + n > s.size()) return false;
     out = 0;
