@@ -72,6 +72,7 @@ Auth::Auth(DatasetStore& store, const fs::path& data_dir, const fs::path& rs256_
 std::optional<fs::path> Auth::bootstrap() {
     {
         std::lock_guard<std::mutex> lock(mutex_);
+        refresh_locked(true);
         if (users_.MemberCount() > 0) return std::nullopt;
     }
     const fs::path file = data_dir_ / "admin-password";
@@ -99,6 +100,7 @@ std::string Auth::login(const std::string& user, const std::string& password, in
     int iterations = kIterations;
     {
         std::lock_guard<std::mutex> lock(mutex_);
+        refresh_locked(false);
         if (const Json* u = find_member(users_, user); u && u->IsObject()) {
             salt = security::base64url_decode(string_or(*u, "salt", "")).value_or("");
             hash = security::base64url_decode(string_or(*u, "hash", "")).value_or("");
@@ -141,6 +143,7 @@ Principal Auth::authenticate(const std::string& authorization) const {
     Principal p;
     p.user = string_or(claims, "sub", "");
     std::lock_guard<std::mutex> lock(mutex_);
+    refresh_locked(false);
     // Roles come from the current user record, so a demotion or deletion takes effect at once.
     const Json* user = find_member(users_, p.user);
     if (!user || !user->IsObject()) throw AuthError("the token's user does not exist any more");
@@ -162,6 +165,7 @@ Principal Auth::authenticate(const std::string& authorization) const {
 
 std::vector<UserInfo> Auth::users() const {
     std::lock_guard<std::mutex> lock(mutex_);
+    refresh_locked(false);
     std::vector<UserInfo> out;
     for (auto it = users_.MemberBegin(); it != users_.MemberEnd(); ++it)
         out.push_back({std::string(as_view(it->name)),
@@ -184,6 +188,7 @@ void Auth::put_user(const std::string& name, const std::string& password, std::o
         }
     }
     std::lock_guard<std::mutex> lock(mutex_);
+    refresh_locked(true);
     Json* existing = users_.HasMember(name.c_str()) ? &users_[name.c_str()] : nullptr;
     if (existing && must_be_new) throw std::invalid_argument("user '" + name + "' exists");
     if (!existing && password.empty()) throw std::invalid_argument("a new user needs a password");
@@ -216,6 +221,7 @@ void Auth::put_user(const std::string& name, const std::string& password, std::o
 
 bool Auth::delete_user(const std::string& name) {
     std::lock_guard<std::mutex> lock(mutex_);
+    refresh_locked(true);
     if (!users_.RemoveMember(name.c_str())) return false;
     save_users_locked();
     return true;
@@ -241,6 +247,7 @@ std::pair<std::string, ApiTokenInfo> Auth::create_token(const Principal& owner, 
     claims.AddMember("iat", info.created, ca);
     if (info.expires) claims.AddMember("exp", info.expires, ca);
     std::lock_guard<std::mutex> lock(mutex_);
+    refresh_locked(true);
     auto& a = tokens_.GetAllocator();
     Json record(rapidjson::kObjectType);
     record.AddMember("name", Json(info.name.c_str(), a), a);
@@ -255,6 +262,7 @@ std::pair<std::string, ApiTokenInfo> Auth::create_token(const Principal& owner, 
 
 std::vector<ApiTokenInfo> Auth::tokens() const {
     std::lock_guard<std::mutex> lock(mutex_);
+    refresh_locked(false);
     std::vector<ApiTokenInfo> out;
     for (auto it = tokens_.MemberBegin(); it != tokens_.MemberEnd(); ++it) {
         ApiTokenInfo t;
@@ -271,12 +279,28 @@ std::vector<ApiTokenInfo> Auth::tokens() const {
 
 bool Auth::revoke_token(const std::string& id) {
     std::lock_guard<std::mutex> lock(mutex_);
+    refresh_locked(true);
     if (!tokens_.RemoveMember(id.c_str())) return false;
     save_tokens_locked();
     return true;
 }
 
 std::string Auth::sign(const Json& claims) const { return keys_.sign(claims); }
+
+void Auth::refresh_locked(bool force) const {
+    const int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::steady_clock::now().time_since_epoch()).count();
+    if (!force && now - refreshed_us_ < kRefreshMicros) return;
+    try {
+        JsonDocument users = store_.state_get(kUsersKey);
+        JsonDocument tokens = store_.state_get(kTokensKey);
+        if (users.IsObject()) users_.Swap(users);
+        if (tokens.IsObject()) tokens_.Swap(tokens);
+        refreshed_us_ = now;
+    } catch (const std::exception& e) {
+        Poco::Logger::get("sluice.auth").warning(std::string("cannot re-read users and tokens, keeping the copy: ") + e.what());
+    }
+}
 
 void Auth::save_users_locked() { store_.state_put(kUsersKey, users_); }
 void Auth::save_tokens_locked() { store_.state_put(kTokensKey, tokens_); }

@@ -1,8 +1,10 @@
 // Security against a real node (docs/security.md): the 401/403 matrix over every route of the
 // node's own route table, API tokens and revocation, per-pipe open endpoints, secrets never
 // leaking (answers, log, execution log), request limits, TLS, and `sluice login`.
+#include "postgres_support.hpp"
 #include "test_support.hpp"
 
+#include <sluice/kernel/auth.hpp>
 #include <sluice/kernel/security.hpp>
 
 #include <Poco/Net/SocketAddress.h>
@@ -74,6 +76,7 @@ class SecurityTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testRolesDerivedFromTheRouteTable);
     CPPUNIT_TEST(testAuthMatrixOverEveryRoute);
     CPPUNIT_TEST(testApiTokensAndRevocation);
+    CPPUNIT_TEST(testRevocationReachesNodesSharingStorage);
     CPPUNIT_TEST(testGeneratedAdminPasswordAndKeyFiles);
     CPPUNIT_TEST(testOpenEndpointsPerPipe);
     CPPUNIT_TEST(testSecretNeverLeaks);
@@ -203,6 +206,48 @@ public:
                                             {{"Authorization", ""}});
         CPPUNIT_ASSERT_EQUAL(401, wrong.status);
         CPPUNIT_ASSERT_EQUAL(wrong.body, unknown.body);
+    }
+
+    // Two nodes on one PostgreSQL (the scale-out setup, sharing jwt.key as docs/security.md
+    // says): a token revoked and a user deleted on one node are refused by the other within
+    // Auth::kRefreshMicros, without a restart.
+    void testRevocationReachesNodesSharingStorage() {
+        TempDir dir;
+        const std::string dsn = sluice::test::fresh_postgres_database("shared_auth");
+        NodeProcess first(dir / "a", {"--postgres", dsn});
+        first.start();
+        std::filesystem::create_directories(dir / "b");
+        for (const char* key : {"jwt.key", "secrets.key"}) {
+            std::filesystem::copy_file(dir / "a" / key, dir / "b" / key);
+            std::filesystem::permissions(dir / "b" / key, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                         std::filesystem::perm_options::replace);
+        }
+        NodeProcess second(dir / "b", {"--postgres", dsn});
+        second.start();
+        HttpResponse created = first.post("/api/auth/tokens", R"({"name":"ci","role":"reader"})");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(created.body, 201, created.status);
+        const std::string token = created.json()["token"].GetString();
+        const std::string id = created.json()["id"].GetString();
+        add_user(first, "temp", "reader");
+        // The user is created on the first node and logs in on the second, once it has re-read.
+        std::this_thread::sleep_for(std::chrono::microseconds(sluice::kernel::Auth::kRefreshMicros + 200'000));
+        const std::string temp = login(second, "temp", "password-of-temp");
+        auto status_on_second = [&](const std::string& bearer_token) {
+            return http_request(second.port(), "GET", "/api/pipes", "", "application/json", bearer(bearer_token)).status;
+        };
+        // Seen by the second node (at most one refresh interval after the change).
+        auto eventually = [&](const std::string& bearer_token, int expected) {
+            int status = 0;
+            for (int i = 0; i < 100 && (status = status_on_second(bearer_token)) != expected; ++i)
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            return status;
+        };
+        CPPUNIT_ASSERT_EQUAL(200, eventually(token, 200));
+        CPPUNIT_ASSERT_EQUAL(200, status_on_second(temp));
+        CPPUNIT_ASSERT_EQUAL(200, first.del("/api/auth/tokens/" + id).status);
+        CPPUNIT_ASSERT_EQUAL(200, first.del("/api/auth/users/temp").status);
+        CPPUNIT_ASSERT_EQUAL(401, eventually(token, 401));
+        CPPUNIT_ASSERT_EQUAL(401, eventually(temp, 401));
     }
 
     void testApiTokensAndRevocation() {

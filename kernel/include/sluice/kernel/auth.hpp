@@ -95,16 +95,26 @@ public:
     // For tests and tooling: signs arbitrary claims with the node key.
     std::string sign(const Json& claims) const;
 
+    // How long a node trusts its copy of the users and API tokens: nodes sharing one storage see
+    // each other's changes (a revoked token, a deleted or demoted user) within this time.
+    static constexpr int64_t kRefreshMicros = 2'000'000;
+
 private:
     void save_users_locked();
     void save_tokens_locked();
+    // Re-reads users and tokens from storage when the copy is older than kRefreshMicros (always
+    // when `force`: before a change, so it applies to the current records). A storage error
+    // keeps the copy: a short storage outage must not lock every caller out.
+    void refresh_locked(bool force) const;
 
     DatasetStore& store_;
     std::filesystem::path data_dir_;
     security::JwtKeys keys_;
     mutable std::mutex mutex_;
-    JsonDocument users_;   // {name: {salt, hash, iterations, role}}
-    JsonDocument tokens_;  // {id: {name, user, role, created, expires}}
+    // Copies of the stored records, refreshed by refresh_locked (hence mutable).
+    mutable JsonDocument users_;   // {name: {salt, hash, iterations, role}}
+    mutable JsonDocument tokens_;  // {id: {name, user, role, created, expires}}
+    mutable int64_t refreshed_us_ = 0;
 };
 
 }  // namespace sluice::kernel
