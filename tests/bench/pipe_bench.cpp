@@ -7,13 +7,14 @@
 // every id is marked seen, then `delete_unseen` finds nothing), and the process's peak RSS.
 //
 //   bench_pipe [--entities N] [--batch B] [--dsn DSN] [--no-vacuum] [--check]
-//              [--plugin-dir DIR] [--generator FILE]
+//              [--plugin-dir DIR] [--generator FILE] [--hash-cache N]
 //
 // Without --dsn it starts its own PostgreSQL (ManagedPostgres) in a temporary directory. With
 // --check the exit status is 1 unless the goals are met (ratio >= 0.5, unchanged >= 1M/s with 0
 // versions written, peak RSS < 200 MB); without it only the mechanics are checked (counts), as
 // under ctest. SLUICE_BENCH_ENTITIES overrides the default N (1,000,000). --plugin-dir and
-// --generator load the plugins from elsewhere than this build tree (A/B comparisons of copies).
+// --generator load the plugins from elsewhere than this build tree (A/B comparisons of copies);
+// --hash-cache sets the storage's hash_cache_entries (0: off, to measure what the cache gives).
 #include <sluice/kernel/config.hpp>
 #include <sluice/kernel/dataset_store.hpp>
 #include <sluice/kernel/host_context.hpp>
@@ -51,6 +52,7 @@ struct Options {
     bool check = false;
     std::string plugin_dir = SLUICE_BENCH_PLUGIN_DIR;
     std::string generator = SLUICE_BENCH_GENERATOR;
+    long hash_cache = -1;  // the storage's hash_cache_entries; -1: its default
 };
 
 Options parse_args(int argc, char** argv) {
@@ -69,6 +71,7 @@ Options parse_args(int argc, char** argv) {
         else if (a == "--check") o.check = true;
         else if (a == "--plugin-dir") o.plugin_dir = next();
         else if (a == "--generator") o.generator = next();
+        else if (a == "--hash-cache") o.hash_cache = std::stol(next());
         else throw std::runtime_error("unknown argument " + a + " (see the comment at the top of pipe_bench.cpp)");
     }
     // The pipe config accepts batch_size 1..1000000.
@@ -314,6 +317,8 @@ int main(int argc, char** argv) {
         if (!backend) throw std::runtime_error("no postgres storage plugin in " + o.plugin_dir);
         sluice::JsonDocument store_config(rapidjson::kObjectType);
         store_config.AddMember("dsn", sluice::Json(dsn.c_str(), store_config.GetAllocator()), store_config.GetAllocator());
+        if (o.hash_cache >= 0)
+            store_config.AddMember("hash_cache_entries", static_cast<int64_t>(o.hash_cache), store_config.GetAllocator());
         DatasetStore store(*backend, sluice::to_json(store_config));
 
         const std::string config_text =

@@ -1346,7 +1346,9 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
         c->exec("DELETE FROM " + ds.seen() + " WHERE run = $1", Params().text(run));
         store_row(*c, ds);
         tx.commit();
-        cache_->forget(ds.id);  // tombstones moved it on
+        // Tombstones moved the dataset on (its cached hashes describe an older state); a run that
+        // deleted nothing left it as it was, and the cache stays valid for the next run.
+        if (deleted > 0) cache_->forget(ds.id);
         return "{\"deleted\":" + std::to_string(deleted) +
                (stage ? ",\"staged\":" + std::to_string(ds.staged) : std::string()) + "}";
     }
