@@ -31,6 +31,7 @@ class PostgresConformance : public StorageConformance {
     CPPUNIT_TEST(testNewerSchemaIsRefused);
     CPPUNIT_TEST(testOnePooledConnectionIsEnough);
     CPPUNIT_TEST(testMigratesSchemaOne);
+    CPPUNIT_TEST(testHashCacheAnswersUnchangedFullRuns);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -89,6 +90,30 @@ public:
         store_->write("d", R"([{"_id":"b","v":1}])", R"({"run":"r1"})");
         JsonDocument unseen = store_->command(R"({"op":"delete_unseen","dataset":"d","run":"r1"})");
         CPPUNIT_ASSERT_EQUAL(int64_t(1), unseen["deleted"].GetInt64());
+    }
+
+    // A full run writes everything again: once a run has been through, the next one's unchanged
+    // batches are answered from the hash cache — also after the first run's delete_unseen found
+    // nothing to delete — and a change by anyone else is never answered from it.
+    void testHashCacheAnswersUnchangedFullRuns() {
+        const char* batch = R"([{"_id":"a","v":1},{"_id":"b","v":2}])";
+        auto hits = [&] { return store_->command(R"({"op":"hash_cache"})")["hit_batches"].GetInt64(); };
+        store_->write("d", batch, R"({"run":"r1"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), store_->command(R"({"op":"delete_unseen","dataset":"d","run":"r1"})")["deleted"].GetInt64());
+        const int64_t before = hits();
+        JsonDocument again = store_->write("d", batch, R"({"run":"r2"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(2), again["unchanged"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(before + 1, hits());
+        // The run marks written by the cached answer count for delete_unseen: nothing deleted.
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), store_->command(R"({"op":"delete_unseen","dataset":"d","run":"r2"})")["deleted"].GetInt64());
+        // Another writer (a second plugin instance: another node on the same database) changes
+        // "a": this instance's cached state is stale, and the change is seen, not hidden.
+        StoreClient other(plugin(), *host_, "postgres", "{\"dsn\":" + json_text(dsn_) + "}");
+        CPPUNIT_ASSERT(other.valid());
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), other.write("d", R"([{"_id":"a","v":9}])")["written"].GetInt64());
+        JsonDocument third = store_->write("d", batch);
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), third["written"].GetInt64());  // "a" back to v=1
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), third["unchanged"].GetInt64());
     }
 
     // Pool of one: a read gives its connection back before each chunk is delivered, so a
