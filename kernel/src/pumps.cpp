@@ -139,6 +139,52 @@ void PumpManager::worker_loop() {
     }
 }
 
+namespace {
+
+// The storage's run lock for one pipe (ops run_lock / run_unlock, docs/storage.md), released when
+// the run ends. An empty pipe id, or a storage that does not know the ops, takes no lock.
+class RunLock {
+public:
+    RunLock(DatasetStore& store, const std::string& pipe_id) : store_(store) {
+        if (pipe_id.empty()) return;
+        JsonDocument command(rapidjson::kObjectType);
+        command.AddMember("op", "run_lock", command.GetAllocator());
+        command.AddMember("key", Json(("pipe:" + pipe_id).c_str(), command.GetAllocator()), command.GetAllocator());
+        try {
+            JsonDocument answer = store_.command(command);
+            const Json* locked = answer.IsObject() ? find_member(answer, "locked") : nullptr;
+            if (locked && locked->IsBool() && !locked->GetBool()) {
+                acquired_ = false;
+                return;
+            }
+            if (locked) key_ = "pipe:" + pipe_id;
+        } catch (const std::exception&) {
+            // Run anyway: no locks (or storage trouble, which the run itself will report).
+        }
+    }
+    ~RunLock() {
+        if (key_.empty()) return;
+        JsonDocument command(rapidjson::kObjectType);
+        command.AddMember("op", "run_unlock", command.GetAllocator());
+        command.AddMember("key", Json(key_.c_str(), command.GetAllocator()), command.GetAllocator());
+        try {
+            store_.command(command);
+        } catch (const std::exception&) {
+            // The lock goes with the storage's session if it cannot be released now.
+        }
+    }
+    RunLock(const RunLock&) = delete;
+    RunLock& operator=(const RunLock&) = delete;
+    bool acquired() const { return acquired_; }
+
+private:
+    DatasetStore& store_;
+    std::string key_;  // held lock, "" when none
+    bool acquired_ = true;
+};
+
+}  // namespace
+
 RunResult PumpManager::execute(Pump& pump, bool force_full, const PushedInput* pushed) {
     std::shared_ptr<const NodeConfig> config;
     {
@@ -150,6 +196,20 @@ RunResult PumpManager::execute(Pump& pump, bool force_full, const PushedInput* p
     }
     RunResult result;
     const PipeConfig* pipe = config->pipe(pump.pipe_id);
+    // Nodes sharing the storage run a pipe on one node at a time: the storage's run lock. Pushed
+    // input (a receiver's request) is never skipped — it would be lost — and a storage without
+    // run locks (a third-party backend) runs everything, as a single node does.
+    RunLock run_lock(store_, pipe && !pushed ? pump.pipe_id : std::string());
+    if (!run_lock.acquired()) {
+        Poco::Logger::get("sluice.pumps").debug("pipe " + pump.pipe_id + " is running on another node: skipped");
+        std::lock_guard<std::mutex> lock(mutex_);
+        pump.running = false;
+        idle_.notify_all();
+        RunResult skipped;
+        skipped.error = "running on another node";
+        skipped.refused = true;
+        return skipped;
+    }
     if (!pipe) {
         result.error = "pipe '" + pump.pipe_id + "' is no longer configured";
     } else {

@@ -32,6 +32,7 @@ class PostgresConformance : public StorageConformance {
     CPPUNIT_TEST(testOnePooledConnectionIsEnough);
     CPPUNIT_TEST(testMigratesSchemaOne);
     CPPUNIT_TEST(testHashCacheAnswersUnchangedFullRuns);
+    CPPUNIT_TEST(testRunLocksAcrossInstances);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -114,6 +115,22 @@ public:
         JsonDocument third = store_->write("d", batch);
         CPPUNIT_ASSERT_EQUAL(int64_t(1), third["written"].GetInt64());  // "a" back to v=1
         CPPUNIT_ASSERT_EQUAL(int64_t(1), third["unchanged"].GetInt64());
+    }
+
+    // Run locks (what keeps two nodes from running one pipe at once): held by one instance
+    // until released, re-entrant for the holder, free for the next once released.
+    void testRunLocksAcrossInstances() {
+        StoreClient other(plugin(), *host_, "postgres", "{\"dsn\":" + json_text(dsn_) + "}");
+        CPPUNIT_ASSERT(other.valid());
+        const char* lock = R"({"op":"run_lock","key":"pipe:p"})";
+        const char* unlock = R"({"op":"run_unlock","key":"pipe:p"})";
+        CPPUNIT_ASSERT(store_->command(lock)["locked"].GetBool());
+        CPPUNIT_ASSERT(store_->command(lock)["locked"].GetBool());
+        CPPUNIT_ASSERT(!other.command(lock)["locked"].GetBool());
+        CPPUNIT_ASSERT(other.command(R"({"op":"run_lock","key":"pipe:q"})")["locked"].GetBool());
+        CPPUNIT_ASSERT(!other.command(unlock)["released"].GetBool());  // not the holder
+        CPPUNIT_ASSERT(store_->command(unlock)["released"].GetBool());
+        CPPUNIT_ASSERT(other.command(lock)["locked"].GetBool());
     }
 
     // Pool of one: a read gives its connection back before each chunk is delivered, so a

@@ -1,6 +1,7 @@
 // The node on PostgreSQL (the managed local cluster, started by the node itself): config and
 // datasets survive a restart, and SIGKILL at random moments neither loses nor duplicates a
 // version — the batch and the pipe's offset commit in one transaction.
+#include "postgres_support.hpp"
 #include "test_support.hpp"
 
 #include <cppunit/extensions/HelperMacros.h>
@@ -8,9 +9,11 @@
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <map>
 #include <random>
 #include <set>
 #include <thread>
+#include <vector>
 
 using namespace sluice::test;
 using sluice::Json;
@@ -47,6 +50,7 @@ class PostgresNodeTest : public CppUnit::TestFixture {
     CPPUNIT_TEST_SUITE(PostgresNodeTest);
     CPPUNIT_TEST(testConfigAndDatasetsSurviveRestart);
     CPPUNIT_TEST(testCrashesNeitherLoseNorDuplicate);
+    CPPUNIT_TEST(testNodesSharingStorageRunAPipeOneAtATime);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -133,6 +137,47 @@ public:
         JsonDocument pump = node.get("/api/pipes/copy/pump").json();
         CPPUNIT_ASSERT_EQUAL(std::to_string(kEntities - 1), std::string(pump["runtime"]["last-seen"].GetString()));
         CPPUNIT_ASSERT_EQUAL(0, node.stop());
+    }
+
+    // Two nodes on one PostgreSQL, the same pipe scheduled on both every second: its runs never
+    // overlap (the storage's run lock), and the data is exactly the source's.
+    void testNodesSharingStorageRunAPipeOneAtATime() {
+        const int64_t kEntities = 100000;
+        TempDir dir("sluice-shared");
+        const std::string dsn = sluice::test::fresh_postgres_database("shared_runs");
+        write_text(dir / "config.json", R"([{"_id": "gen", "type": "pipe", "batch_size": 1000,
+            "pump": {"interval_seconds": 1}, "source": {"type": "fixture_counter", "count": )" +
+                                                std::to_string(kEntities) + R"(}}])");
+        NodeProcess first(dir / "a", {"--postgres", dsn, "--plugin-dir", SLUICE_TEST_FIXTURE_DIR, "--config",
+                                      (dir / "config.json").string()});
+        first.start();
+        // The second node gets the configuration from the shared storage, and schedules the
+        // pipe at once too, while the first node's run is under way.
+        NodeProcess second(dir / "b", {"--postgres", dsn, "--plugin-dir", SLUICE_TEST_FIXTURE_DIR});
+        second.start();
+        std::this_thread::sleep_for(std::chrono::seconds(6));
+        CPPUNIT_ASSERT_EQUAL(0, second.stop());
+        CPPUNIT_ASSERT_EQUAL(0, first.stop());
+
+        NodeProcess reader(dir / "a", {"--postgres", dsn, "--plugin-dir", SLUICE_TEST_FIXTURE_DIR});
+        reader.start();
+        CPPUNIT_ASSERT_EQUAL(200, reader.post("/api/pipes/gen/pump", "operation=disable", kForm).status);
+        reader.wait_for_pipe_runs("gen", 0);
+        JsonDocument log = reader.get("/api/pipes/gen/log").json();
+        std::map<std::string, std::pair<int64_t, int64_t>> runs;  // run_id -> (started, ended)
+        for (const Json& entry : log.GetArray()) {
+            const std::string event = entry["event"].GetString();
+            if (event == "pump-started") continue;
+            runs[entry["run_id"].GetString()] = {entry["started_us"].GetInt64(), entry["ended_us"].GetInt64()};
+        }
+        CPPUNIT_ASSERT_MESSAGE(std::to_string(runs.size()) + " runs", runs.size() >= 2);
+        std::vector<std::pair<int64_t, int64_t>> spans;
+        for (const auto& [id, span] : runs) spans.push_back(span);
+        std::sort(spans.begin(), spans.end());
+        for (size_t i = 1; i < spans.size(); ++i)
+            CPPUNIT_ASSERT_MESSAGE("two runs of the pipe overlapped", spans[i].first >= spans[i - 1].second);
+        check_log_exactly_once(reader, "gen", kEntities);
+        CPPUNIT_ASSERT_EQUAL(0, reader.stop());
     }
 };
 

@@ -357,6 +357,9 @@ public:
             return std::string("{\"") + (commit ? "committed" : "discarded") + "\":" + std::to_string(n) + "}";
         }
         if (op == "compact") return compact(cmd);
+        // One process holds this storage: runs of a pipe are already one at a time (the pumps).
+        if (op == "run_lock") return "{\"locked\":true}";
+        if (op == "run_unlock") return "{\"released\":true}";
         if (op == "state_get") {
             std::string key = required_string(cmd, "key");
             std::shared_lock lock(mutex_);

@@ -412,8 +412,38 @@ public:
         std::string session = "SET jit = off; SET random_page_cost = 1.1; SET lock_timeout = " +
                               std::to_string(std::max<int64_t>(0, lock_timeout)) + ";";
         pool_ = std::make_unique<pg::Pool>(dsn, static_cast<size_t>(pool_size), static_cast<int>(timeout), session);
+        dsn_ = dsn;
+        connect_timeout_ = static_cast<int>(timeout);
         auto c = pool_->acquire();
         migrate(*c);
+    }
+
+    // ---- run locks ----------------------------------------------------------------------------
+    // Nodes sharing this database run a pipe on one node at a time: a session-level advisory lock
+    // per key, held on one dedicated connection (not the pool: a lock lives as long as a run, and
+    // must not pin a pooled connection). If that connection drops, PostgreSQL releases its locks;
+    // they are then reported as lost, and another node may start the pipe while this one
+    // finishes — wasted work, never wrong data (the write rule and the row lock see to that).
+
+    std::string run_lock(const std::string& key, bool acquire) {
+        std::lock_guard<std::mutex> lock(run_lock_mutex_);
+        if (run_lock_conn_ && run_lock_conn_->broken()) {
+            run_lock_conn_.reset();
+            held_run_locks_.clear();  // released by the server with the session
+        }
+        if (!acquire) {
+            if (!held_run_locks_.erase(key) || !run_lock_conn_) return "{\"released\":false}";
+            Result r = run_lock_conn_->exec("SELECT pg_advisory_unlock(hashtextextended($1, 7236923498361700002))",
+                                            Params().text(key));
+            return std::string("{\"released\":") + (r.text(0, 0) == "t" ? "true" : "false") + "}";
+        }
+        if (held_run_locks_.count(key)) return "{\"locked\":true}";
+        if (!run_lock_conn_) run_lock_conn_ = std::make_unique<Connection>(dsn_, connect_timeout_);
+        Result r = run_lock_conn_->exec("SELECT pg_try_advisory_lock(hashtextextended($1, 7236923498361700002))",
+                                        Params().text(key));
+        const bool locked = r.text(0, 0) == "t";
+        if (locked) held_run_locks_.insert(key);
+        return std::string("{\"locked\":") + (locked ? "true" : "false") + "}";
     }
 
     // ---- write ------------------------------------------------------------------------------
@@ -837,6 +867,8 @@ public:
         }
         if (op == "compact") return compact(cmd);
         if (op == "hash_cache") return cache_->stats_json();
+        if (op == "run_lock") return run_lock(required_string(cmd, "key"), true);
+        if (op == "run_unlock") return run_lock(required_string(cmd, "key"), false);
         if (op == "state_get") {
             std::string key = required_string(cmd, "key");
             auto c = pool_->acquire();
@@ -1455,6 +1487,11 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
 
     std::unique_ptr<pg::Pool> pool_;
     std::unique_ptr<HashCache> cache_;
+    std::string dsn_;
+    int connect_timeout_ = 10;
+    std::mutex run_lock_mutex_;  // guards the two below
+    std::unique_ptr<Connection> run_lock_conn_;
+    std::set<std::string> held_run_locks_;
     std::mutex index_mutex_;  // guards indexed_ and ids_
     std::set<int64_t> indexed_;
     std::unordered_map<std::string, int64_t> ids_;
