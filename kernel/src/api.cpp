@@ -432,6 +432,8 @@ private:
     void write_entities(Request& req, HTTPServerResponse& res) {
         const std::string& dataset = req.params[0];
         const std::string text = req.body();
+        check_json_depth(text);
+        check_json_numbers(text);
         JsonDocument doc;
         doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
         if (doc.HasParseError())

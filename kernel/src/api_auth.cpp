@@ -31,59 +31,12 @@ void check_json_depth(std::string_view text, size_t max_depth) {
 }
 
 void check_json_numbers(std::string_view text) {
-    bool in_string = false;
-    for (size_t i = 0; i < text.size(); ++i) {
-        const char c = text[i];
-        if (in_string) {
-            if (c == '\\') ++i;
-            else if (c == '"') in_string = false;
-            continue;
-        }
-        if (c == '"') {
-            in_string = true;
-            continue;
-        }
-        if (c != '-' && (c < '0' || c > '9')) continue;
-        // One number token: sign, integer digits, fraction, exponent.
-        size_t end = i;
-        while (end < text.size() && std::string_view("0123456789+-.eE").find(text[end]) != std::string_view::npos) ++end;
-        const std::string_view number = text.substr(i, end - i);
-        const size_t e = number.find_first_of("eE");
-        const std::string_view mantissa = number.substr(0, e);
-        long long exponent = 0;
-        if (e != std::string_view::npos) {
-            bool negative = false;
-            for (size_t k = e + 1; k < number.size(); ++k) {
-                if (number[k] == '-') negative = true;
-                else if (number[k] >= '0' && number[k] <= '9') exponent = std::min(exponent * 10 + (number[k] - '0'), 100000LL);
-            }
-            if (negative) exponent = -exponent;
-        }
-        // The decimal position of the first non-zero digit (1 for "1", 0 for "0.5", -1 for "0.05").
-        long long position = 0, seen = 0;
-        bool nonzero = false, fraction = false;
-        for (char d : mantissa) {
-            if (d == '.') {
-                fraction = true;
-            } else if (d >= '0' && d <= '9') {
-                if (!nonzero && d != '0') {
-                    nonzero = true;
-                    position = fraction ? -seen : 0;
-                }
-                if (nonzero && !fraction) ++position;
-                if (fraction && !nonzero) ++seen;
-            }
-        }
-        // RapidJSON 1.1.0 (Debian 12) gets both wrong at full precision (docs/security.md, "Findings"):
-        // a zero with an exponent parses to garbage, a value past double's range reads beyond a table.
-        if (!nonzero && e != std::string_view::npos)
-            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "unsupported number",
-                            "'" + std::string(number.substr(0, 40)) + "': write a zero without an exponent");
-        if (nonzero && position + exponent > 309)  // value >= 10^309: past DBL_MAX (1.8e308)
-            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "number out of range",
-                            "'" + std::string(number.substr(0, 40)) + "' is beyond a double's range");
-        i = end - 1;
-    }
+    // The SDK's rule (sluice/entity.hpp), answered as a JSON 400 (docs/security.md, "Findings").
+    const std::string_view bad = sluice::find_unsafe_json_number(text);
+    if (bad.empty()) return;
+    throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "unsupported number",
+                    "'" + std::string(bad.substr(0, 40)) + (bad.size() > 40 ? "…" : "") +
+                        "': a zero with an exponent, or a magnitude outside 1e-307..1e309");
 }
 
 namespace {

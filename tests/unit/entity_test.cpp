@@ -1,5 +1,6 @@
 // The SDK's entity helpers: change-detection hash, typed strings, the Entity view.
 #include <sluice/entity.hpp>
+#include <sluice/sdk.hpp>
 
 #include <cppunit/extensions/HelperMacros.h>
 
@@ -52,6 +53,7 @@ class EntityTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testTypedKinds);
     CPPUNIT_TEST(testEntityView);
     CPPUNIT_TEST(testFastTextMatchesRapidJsonWriter);
+    CPPUNIT_TEST(testUnsafeNumbersRefusedBeforeParsing);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -145,6 +147,38 @@ public:
         CPPUNIT_ASSERT_EQUAL(reference_canonical(tomb), sluice::canonical_content(tomb));
         CPPUNIT_ASSERT_EQUAL(sluice::murmur3_128(reference_canonical(tomb).data(), reference_canonical(tomb).size()).hex(),
                              sluice::entity_hash(tomb));
+    }
+
+    // RapidJSON 1.1.0 crashes (reads far outside a table) on 0.<400 zeros>18446744073709551615,
+    // found by fuzz_batch; parse_json and Batch refuse such numbers before parsing.
+    void testUnsafeNumbersRefusedBeforeParsing() {
+        using sluice::find_unsafe_json_number;
+        const std::string tiny = "0." + std::string(400, '0') + "18446744073709551615";
+        CPPUNIT_ASSERT_EQUAL(tiny, std::string(find_unsafe_json_number("[{\"a\":" + tiny + "}]")));
+        CPPUNIT_ASSERT_EQUAL(std::string("1e-330"), std::string(find_unsafe_json_number("[1e-330]")));
+        CPPUNIT_ASSERT_EQUAL(std::string("-0.1844e-324"), std::string(find_unsafe_json_number("[-0.1844e-324]")));
+        CPPUNIT_ASSERT_EQUAL(std::string("0e188"), std::string(find_unsafe_json_number("{\"x\": 0e188}")));
+        CPPUNIT_ASSERT_EQUAL(std::string("1e309"), std::string(find_unsafe_json_number("[1e309]")));
+        const std::string huge = "1" + std::string(320, '0');
+        CPPUNIT_ASSERT_EQUAL(huge, std::string(find_unsafe_json_number("[" + huge + "]")));
+        // Fine: ordinary numbers, the edges kept, zeros without exponent, long mantissas in range.
+        for (const char* ok : {"[0, 0.0, -0, 1.5, -2e10, 1e300, 1e-306, 0.5e-3, 123456789012345678901234567890]",
+                               "[1.7976931348623157e308, 2.2250738585072014e-306]"})
+            CPPUNIT_ASSERT_MESSAGE(ok, find_unsafe_json_number(ok).empty());
+        CPPUNIT_ASSERT(find_unsafe_json_number("[1." + std::string(2000, '5') + "]").empty());
+        // Inside strings (escaped quotes included) nothing is a number.
+        CPPUNIT_ASSERT(find_unsafe_json_number(R"(["0e188", "a\"1e-999", {"1e999": "\\"}])").empty());
+        CPPUNIT_ASSERT_EQUAL(std::string("1e-999"), std::string(find_unsafe_json_number(R"(["a\\", 1e-999])")));
+        // parse_json and the SDK's Batch refuse them with the place.
+        CPPUNIT_ASSERT_THROW(parse_json("[" + tiny + "]"), std::invalid_argument);
+        const std::string text = "[{\"_id\":\"a\",\"v\":" + tiny + "}]";
+        const sluice_batch raw{sizeof(sluice_batch), SLUICE_FORMAT_JSON_ARRAY, text.data(), text.size(), 1, nullptr};
+        try {
+            sluice::Batch batch(raw);
+            CPPUNIT_FAIL("a batch with an unsafe number was parsed");
+        } catch (const sluice::Error& e) {
+            CPPUNIT_ASSERT_MESSAGE(e.what(), std::string(e.what()).find("unsupported number at byte 16") != std::string::npos);
+        }
     }
 };
 

@@ -33,8 +33,82 @@ inline std::string to_json(const Json& value) {
     return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+// The first number in JSON `text` that RapidJSON 1.1.0 (Debian 12) cannot parse safely at full
+// precision, or an empty view. Its full-precision path reads far outside a table — a crash —
+// for magnitudes below ~1e-323 (e.g. 0.<400 zeros>1 or 1e-330), gives garbage just above that,
+// reads past a table for magnitudes of 10^309 and more, and misparses a zero with an exponent
+// ("0e188", Tencent/rapidjson#1249). Refused here: a zero with an exponent, and a nonzero
+// magnitude outside [1e-307, 1e309) — a double's normal range, give or take a decade. Strings
+// are skipped with memchr, so the cost is a small fraction of the parse itself.
+inline std::string_view find_unsafe_json_number(std::string_view text) {
+    const char* p = text.data();
+    const char* const end = p + text.size();
+    while (p < end) {
+        const char c = *p;
+        if (c == '"') {  // skip the string, honouring backslash escapes
+            ++p;
+            while (true) {
+                const char* quote = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)));
+                if (!quote) return {};
+                size_t backslashes = 0;
+                for (const char* b = quote; b > p && b[-1] == '\\'; --b) ++backslashes;
+                p = quote + 1;
+                if (backslashes % 2 == 0) break;
+            }
+            continue;
+        }
+        if (c != '-' && (c < '0' || c > '9')) {
+            ++p;
+            continue;
+        }
+        const char* start = p;
+        long long position = 0, exponent = 0, fraction_zeros = 0;
+        bool nonzero = false, fraction = false, has_exponent = false;
+        if (*p == '-') ++p;
+        for (; p < end; ++p) {
+            const char d = *p;
+            if (d >= '0' && d <= '9') {
+                if (!nonzero && d != '0') {
+                    nonzero = true;
+                    position = fraction ? -fraction_zeros : 0;
+                }
+                if (nonzero && !fraction) ++position;
+                if (fraction && !nonzero) ++fraction_zeros;
+            } else if (d == '.') {
+                fraction = true;
+            } else {
+                break;
+            }
+        }
+        if (p < end && (*p == 'e' || *p == 'E')) {
+            has_exponent = true;
+            ++p;
+            bool negative = false;
+            if (p < end && (*p == '+' || *p == '-')) negative = *p++ == '-';
+            for (; p < end && *p >= '0' && *p <= '9'; ++p) exponent = std::min(exponent * 10 + (*p - '0'), 1000000LL);
+            if (negative) exponent = -exponent;
+        }
+        // The value lies in [10^(position-1), 10^position) times 10^exponent.
+        if ((!nonzero && has_exponent) || (nonzero && (position + exponent > 309 || position + exponent <= -307)))
+            return std::string_view(start, static_cast<size_t>(p - start));
+    }
+    return {};
+}
+
+// Throws std::invalid_argument naming `what` when `text` holds a number find_unsafe_json_number
+// refuses: call before parsing text from outside (requests, batches, external systems).
+inline void check_json_numbers(std::string_view text, const char* what = "JSON") {
+    const std::string_view bad = find_unsafe_json_number(text);
+    if (bad.empty()) return;
+    const size_t at = static_cast<size_t>(bad.data() - text.data());
+    throw std::invalid_argument(std::string(what) + ": unsupported number at byte " + std::to_string(at) + " ('" +
+                                std::string(bad.substr(0, 40)) + (bad.size() > 40 ? "…" : "") +
+                                "'): a zero with an exponent, or a magnitude outside 1e-307..1e309");
+}
+
 // Parses JSON text, throwing std::invalid_argument naming `what` and the byte offset on error.
 inline JsonDocument parse_json(std::string_view text, const char* what = "JSON") {
+    check_json_numbers(text, what);
     JsonDocument doc;
     doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
     if (doc.HasParseError()) {

@@ -101,6 +101,11 @@ public:
     explicit Batch(const sluice_batch& raw) {
         if (raw.format != SLUICE_FORMAT_JSON_ARRAY)
             throw Error("unsupported batch format " + std::to_string(raw.format));
+        try {
+            check_json_numbers(std::string_view(raw.data, raw.size), "batch");
+        } catch (const std::invalid_argument& e) {
+            throw Error(e.what());
+        }
         doc_.Parse<rapidjson::kParseFullPrecisionFlag>(raw.data, raw.size);
         if (doc_.HasParseError())
             throw Error("batch: malformed JSON at byte " + std::to_string(doc_.GetErrorOffset()));
