@@ -159,6 +159,11 @@ public:
         CPPUNIT_ASSERT_EQUAL(std::string("-0.1844e-324"), std::string(find_unsafe_json_number("[-0.1844e-324]")));
         CPPUNIT_ASSERT_EQUAL(std::string("0e188"), std::string(find_unsafe_json_number("{\"x\": 0e188}")));
         CPPUNIT_ASSERT_EQUAL(std::string("1e309"), std::string(find_unsafe_json_number("[1e309]")));
+        // A zero with many digits: garbage from 22 digits (0.<21 zeros>0 → -8.8e-75), a crash later.
+        const std::string long_zero = "0." + std::string(400, '0');
+        CPPUNIT_ASSERT_EQUAL(long_zero, std::string(find_unsafe_json_number("[" + long_zero + "]")));
+        CPPUNIT_ASSERT_EQUAL(std::string("0.000000000000000000000"), std::string(find_unsafe_json_number("[0.000000000000000000000]")));
+        CPPUNIT_ASSERT(find_unsafe_json_number("[0.0000000000000000000]").empty());  // 20 digits
         const std::string huge = "1" + std::string(320, '0');
         CPPUNIT_ASSERT_EQUAL(huge, std::string(find_unsafe_json_number("[" + huge + "]")));
         // Fine: ordinary numbers, the edges kept, zeros without exponent, long mantissas in range.

@@ -37,8 +37,9 @@ inline std::string to_json(const Json& value) {
 // precision, or an empty view. Its full-precision path reads far outside a table — a crash —
 // for magnitudes below ~1e-323 (e.g. 0.<400 zeros>1 or 1e-330), gives garbage just above that,
 // reads past a table for magnitudes of 10^309 and more, and misparses a zero with an exponent
-// ("0e188", Tencent/rapidjson#1249). Refused here: a zero with an exponent, and a nonzero
-// magnitude outside [1e-307, 1e309) — a double's normal range, give or take a decade. Strings
+// ("0e188", Tencent/rapidjson#1249) and a zero written with more than ~21 digits (garbage from
+// 22, a crash from ~330). Refused here: a zero with an exponent or more than 20 digits, and a
+// nonzero magnitude outside [1e-307, 1e309) — a double's normal range, give or take a decade. Strings
 // are skipped with memchr, so the cost is a small fraction of the parse itself.
 inline std::string_view find_unsafe_json_number(std::string_view text) {
     const char* p = text.data();
@@ -62,12 +63,13 @@ inline std::string_view find_unsafe_json_number(std::string_view text) {
             continue;
         }
         const char* start = p;
-        long long position = 0, exponent = 0, fraction_zeros = 0;
+        long long position = 0, exponent = 0, fraction_zeros = 0, digits = 0;
         bool nonzero = false, fraction = false, has_exponent = false;
         if (*p == '-') ++p;
         for (; p < end; ++p) {
             const char d = *p;
             if (d >= '0' && d <= '9') {
+                ++digits;
                 if (!nonzero && d != '0') {
                     nonzero = true;
                     position = fraction ? -fraction_zeros : 0;
@@ -88,8 +90,10 @@ inline std::string_view find_unsafe_json_number(std::string_view text) {
             for (; p < end && *p >= '0' && *p <= '9'; ++p) exponent = std::min(exponent * 10 + (*p - '0'), 1000000LL);
             if (negative) exponent = -exponent;
         }
-        // The value lies in [10^(position-1), 10^position) times 10^exponent.
-        if ((!nonzero && has_exponent) || (nonzero && (position + exponent > 309 || position + exponent <= -307)))
+        // The value lies in [10^(position-1), 10^position) times 10^exponent. A zero written
+        // with more than 20 digits ("0.0000000000000000000000") parses to garbage, then crashes.
+        if ((!nonzero && (has_exponent || digits > 20)) ||
+            (nonzero && (position + exponent > 309 || position + exponent <= -307)))
             return std::string_view(start, static_cast<size_t>(p - start));
     }
     return {};
