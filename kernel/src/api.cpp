@@ -431,28 +431,7 @@ private:
     // for tests and repairs: pipes and receivers are the production path.
     void write_entities(Request& req, HTTPServerResponse& res) {
         const std::string& dataset = req.params[0];
-        const std::string text = req.body();
-        check_json_depth(text);
-        check_json_numbers(text);
-        JsonDocument doc;
-        doc.Parse<rapidjson::kParseFullPrecisionFlag>(text.data(), text.size());
-        if (doc.HasParseError())
-            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "malformed JSON",
-                            "parse error at byte " + std::to_string(doc.GetErrorOffset()));
-        if (doc.IsObject()) {
-            JsonDocument array(rapidjson::kArrayType);
-            array.PushBack(Json(doc, array.GetAllocator()), array.GetAllocator());
-            doc.Swap(array);
-        }
-        if (!doc.IsArray())
-            throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "expected an entity or a JSON array of entities");
-        for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
-            const Json* id = doc[i].IsObject() ? find_member(doc[i], "_id") : nullptr;
-            if (!id || !id->IsString())
-                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid entity",
-                                "/" + std::to_string(i) + ": " +
-                                    (doc[i].IsObject() ? "an entity needs a string '_id'" : "not a JSON object"));
-        }
+        const JsonDocument doc = req.entities_body();
         const std::optional<std::string> force = req.param("force");
         if (force && *force != "true" && *force != "false")
             throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "query parameter 'force' must be true or false");

@@ -75,6 +75,25 @@ struct Request {
                             "parse error at byte " + std::to_string(doc.GetErrorOffset()));
         return doc;
     }
+    // A body of entities (receivers, direct dataset writes): one entity or an array of them, as
+    // an array; every entity an object with a string `_id`, else a 400 naming its index.
+    JsonDocument entities_body() {
+        JsonDocument doc = json_body();
+        if (doc.IsObject()) {
+            JsonDocument array(rapidjson::kArrayType);
+            array.PushBack(Json(doc, array.GetAllocator()), array.GetAllocator());
+            doc.Swap(array);
+        }
+        if (!doc.IsArray()) throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "expected an entity or a JSON array of entities");
+        for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
+            const Json* id = doc[i].IsObject() ? find_member(doc[i], "_id") : nullptr;
+            if (!id || !id->IsString())
+                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid entity",
+                                "/" + std::to_string(i) + ": " +
+                                    (doc[i].IsObject() ? "an entity needs a string '_id'" : "not a JSON object"));
+        }
+        return doc;
+    }
     std::optional<std::string> param(const std::string& name) const {
         for (const auto& [k, v] : query) {
             if (k == name) return v;

@@ -289,19 +289,7 @@ void register_run_routes(Router& r, Node& node) {
         if (pipe.source.type != "http_endpoint")
             throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "not a receiver",
                             "pipe '" + pipe.id + "' has no http_endpoint source");
-        JsonDocument body = req.json_body();
-        if (body.IsObject()) {
-            JsonDocument list(rapidjson::kArrayType);
-            list.PushBack(Json(body, list.GetAllocator()), list.GetAllocator());
-            body = std::move(list);
-        }
-        if (!body.IsArray()) throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "expected a JSON object or array of entities");
-        for (rapidjson::SizeType i = 0; i < body.Size(); ++i) {
-            const Json* id = body[i].IsObject() ? find_member(body[i], "_id") : nullptr;
-            if (!id || !id->IsString())
-                throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid entity",
-                                "entity " + std::to_string(i) + " needs a string '_id'");
-        }
+        const JsonDocument body = req.entities_body();
         const std::string text = to_json(body);
         PushedInput pushed;
         pushed.batch_json = text;
