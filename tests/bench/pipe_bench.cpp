@@ -23,6 +23,7 @@
 #include <sluice/kernel/plugin_registry.hpp>
 
 #include "generator/bench_entity.hpp"
+#include "bench_support.hpp"
 #include "test_support.hpp"
 
 #include <libpq-fe.h>
@@ -41,7 +42,7 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using namespace sluice::bench;
 using namespace sluice::kernel;
 
 struct Options {
@@ -80,13 +81,6 @@ Options parse_args(int argc, char** argv) {
     return o;
 }
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-long peak_rss_kb() {
-    struct rusage ru {};
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
-}
 
 // CPU seconds (user + system) of this process, all threads: the client side of the pipe.
 double client_cpu() {
@@ -144,18 +138,7 @@ std::string cpu_text(const Cpu& from, const Cpu& to) {
     return buf;
 }
 
-void exec(PGconn* c, const std::string& sql) {
-    PGresult* r = PQexec(c, sql.c_str());
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    std::string msg = PQresultErrorMessage(r);
-    PQclear(r);
-    if (!ok) throw std::runtime_error(sql + ": " + msg);
-}
 
-void put_u16(std::string& out, uint16_t v) { out.push_back(char(v >> 8)); out.push_back(char(v)); }
-void put_u32(std::string& out, uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) out.push_back(char(v >> s));
-}
 
 // Batch b as the generator emits it (a JSON array text), plus the ids.
 std::string batch_json(const Options& o, long b, std::vector<std::string>& ids) {
@@ -175,55 +158,14 @@ std::string batch_json(const Options& o, long b, std::vector<std::string>& ids) 
 // Baseline: binary COPY (id text, doc jsonb) per batch, one transaction per batch. The JSON text
 // is made untimed; the timer covers splitting it into entities, building the COPY data and COPY.
 double baseline_pass(const Options& o, PGconn* c) {
-    exec(c, "DROP TABLE IF EXISTS bench_baseline");
-    exec(c, "CREATE TABLE bench_baseline (id text COLLATE \"C\" NOT NULL, doc jsonb NOT NULL)");
-    exec(c, "CREATE UNIQUE INDEX bench_baseline_id ON bench_baseline (id)");
+    create_jsonb_baseline(c);
     double spent = 0;
     const long batches = (o.entities + o.batch - 1) / o.batch;
     std::vector<std::string> ids;
     for (long b = 0; b < batches; ++b) {
         std::string json = batch_json(o, b, ids);
         auto t0 = Clock::now();
-        std::string data("PGCOPY\n\377\r\n\0", 11);
-        put_u32(data, 0);
-        put_u32(data, 0);
-        size_t pos = 1;
-        for (const std::string& id : ids) {
-            // Each entity object ends at the '}' that closes its top level ("},{" or "}]").
-            size_t depth = 0, start = pos, i = pos;
-            bool in_string = false;
-            for (; i < json.size(); ++i) {
-                char ch = json[i];
-                if (in_string) {
-                    if (ch == '\\') ++i;
-                    else if (ch == '"') in_string = false;
-                } else if (ch == '"') in_string = true;
-                else if (ch == '{' || ch == '[') ++depth;
-                else if (ch == '}' || ch == ']') {
-                    if (--depth == 0) break;
-                }
-            }
-            std::string_view doc(json.data() + start, i + 1 - start);
-            pos = i + 2;
-            put_u16(data, 2);
-            put_u32(data, static_cast<uint32_t>(id.size()));
-            data += id;
-            put_u32(data, static_cast<uint32_t>(doc.size() + 1));
-            data.push_back(1);  // jsonb binary format version
-            data.append(doc.data(), doc.size());
-        }
-        put_u16(data, 0xffff);
-        PGresult* r = PQexec(c, "COPY bench_baseline (id, doc) FROM STDIN (FORMAT binary)");
-        if (PQresultStatus(r) != PGRES_COPY_IN) throw std::runtime_error(PQerrorMessage(c));
-        PQclear(r);
-        if (PQputCopyData(c, data.data(), static_cast<int>(data.size())) != 1 || PQputCopyEnd(c, nullptr) != 1)
-            throw std::runtime_error(PQerrorMessage(c));
-        while ((r = PQgetResult(c)) != nullptr) {
-            bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-            std::string msg = PQresultErrorMessage(r);
-            PQclear(r);
-            if (!ok) throw std::runtime_error("baseline COPY failed: " + msg);
-        }
+        copy_jsonb_batch(c, json, ids);
         spent += seconds(Clock::now() - t0);
     }
     return spent;

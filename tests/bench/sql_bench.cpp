@@ -19,6 +19,7 @@
 #include <sluice/kernel/managed_postgres.hpp>
 #include <sluice/testing.hpp>
 
+#include "bench_support.hpp"
 #include "test_support.hpp"
 
 #include <libpq-fe.h>
@@ -33,7 +34,7 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using namespace sluice::bench;
 
 struct Options {
     long rows = 1000000;
@@ -62,21 +63,7 @@ Options parse_args(int argc, char** argv) {
     return o;
 }
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
-long peak_rss_kb() {
-    struct rusage ru {};
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
-}
-
-void exec(PGconn* c, const std::string& sql) {
-    PGresult* r = PQexec(c, sql.c_str());
-    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    std::string msg = PQresultErrorMessage(r);
-    PQclear(r);
-    if (!ok) throw std::runtime_error(sql.substr(0, 200) + ": " + msg);
-}
 
 std::string value(PGconn* c, const std::string& sql) {
     PGresult* r = PQexec(c, sql.c_str());

@@ -14,6 +14,7 @@
 #include <sluice/kernel/managed_postgres.hpp>
 #include <sluice/testing.hpp>
 
+#include "bench_support.hpp"
 #include "test_support.hpp"
 
 #include <libpq-fe.h>
@@ -30,7 +31,7 @@
 
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using namespace sluice::bench;
 
 struct Options {
     long entities = 1000000;
@@ -87,13 +88,6 @@ std::string batch_json(const Options& o, long b, std::vector<std::string>* ids) 
     return out + "]";
 }
 
-double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-long peak_rss_kb() {
-    struct rusage ru {};
-    getrusage(RUSAGE_SELF, &ru);
-    return ru.ru_maxrss;
-}
 
 int32_t append(void* user, const char* data, size_t size) {
     static_cast<std::string*>(user)->append(data, size);
@@ -121,71 +115,18 @@ double plugin_pass(const Options& o, const sluice_storage_vtable* vt, void* stor
     return spent;
 }
 
-void exec(PGconn* c, const std::string& sql) {
-    PGresult* r = PQexec(c, sql.c_str());
-    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    std::string msg = PQresultErrorMessage(r);
-    PQclear(r);
-    if (!ok) throw std::runtime_error(sql + ": " + msg);
-}
 
-void put_u16(std::string& out, uint16_t v) { out.push_back(char(v >> 8)); out.push_back(char(v)); }
-void put_u32(std::string& out, uint32_t v) {
-    for (int s = 24; s >= 0; s -= 8) out.push_back(char(v >> s));
-}
 
 // Baseline: binary COPY (id text, doc jsonb) per batch, one transaction per batch.
 double baseline_pass(const Options& o, PGconn* c) {
-    exec(c, "DROP TABLE IF EXISTS bench_baseline");
-    exec(c, "CREATE TABLE bench_baseline (id text COLLATE \"C\" NOT NULL, doc jsonb NOT NULL)");
-    exec(c, "CREATE UNIQUE INDEX bench_baseline_id ON bench_baseline (id)");
+    create_jsonb_baseline(c);
     double spent = 0;
     const long batches = (o.entities + o.batch - 1) / o.batch;
     std::vector<std::string> ids;
     for (long b = 0; b < batches; ++b) {
         std::string json = batch_json(o, b, &ids);
         auto t0 = Clock::now();
-        // The batch's entities, split back out of the array as a COPY client would receive them.
-        std::string data("PGCOPY\n\377\r\n\0", 11);
-        put_u32(data, 0);
-        put_u32(data, 0);
-        size_t pos = 1;
-        for (const std::string& id : ids) {
-            // Each entity object ends at the '}' that closes its top level ("},{" or "}]").
-            size_t depth = 0, start = pos, i = pos;
-            bool in_string = false;
-            for (; i < json.size(); ++i) {
-                char ch = json[i];
-                if (in_string) {
-                    if (ch == '\\') ++i;
-                    else if (ch == '"') in_string = false;
-                } else if (ch == '"') in_string = true;
-                else if (ch == '{' || ch == '[') ++depth;
-                else if (ch == '}' || ch == ']') {
-                    if (--depth == 0) break;
-                }
-            }
-            std::string_view doc(json.data() + start, i + 1 - start);
-            pos = i + 2;
-            put_u16(data, 2);
-            put_u32(data, static_cast<uint32_t>(id.size()));
-            data += id;
-            put_u32(data, static_cast<uint32_t>(doc.size() + 1));
-            data.push_back(1);  // jsonb binary format version
-            data.append(doc.data(), doc.size());
-        }
-        put_u16(data, 0xffff);
-        PGresult* r = PQexec(c, "COPY bench_baseline (id, doc) FROM STDIN (FORMAT binary)");
-        if (PQresultStatus(r) != PGRES_COPY_IN) throw std::runtime_error(PQerrorMessage(c));
-        PQclear(r);
-        if (PQputCopyData(c, data.data(), static_cast<int>(data.size())) != 1 || PQputCopyEnd(c, nullptr) != 1)
-            throw std::runtime_error(PQerrorMessage(c));
-        while ((r = PQgetResult(c)) != nullptr) {
-            bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-            std::string msg = PQresultErrorMessage(r);
-            PQclear(r);
-            if (!ok) throw std::runtime_error("baseline COPY failed: " + msg);
-        }
+        copy_jsonb_batch(c, json, ids);
         spent += seconds(Clock::now() - t0);
     }
     return spent;
