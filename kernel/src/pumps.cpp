@@ -147,11 +147,8 @@ class RunLock {
 public:
     RunLock(DatasetStore& store, const std::string& pipe_id) : store_(store) {
         if (pipe_id.empty()) return;
-        JsonDocument command(rapidjson::kObjectType);
-        command.AddMember("op", "run_lock", command.GetAllocator());
-        command.AddMember("key", Json(("pipe:" + pipe_id).c_str(), command.GetAllocator()), command.GetAllocator());
         try {
-            JsonDocument answer = store_.command(command);
+            JsonDocument answer = store_.command(command("run_lock", "pipe:" + pipe_id));
             const Json* locked = answer.IsObject() ? find_member(answer, "locked") : nullptr;
             if (locked && locked->IsBool() && !locked->GetBool()) {
                 acquired_ = false;
@@ -164,11 +161,8 @@ public:
     }
     ~RunLock() {
         if (key_.empty()) return;
-        JsonDocument command(rapidjson::kObjectType);
-        command.AddMember("op", "run_unlock", command.GetAllocator());
-        command.AddMember("key", Json(key_.c_str(), command.GetAllocator()), command.GetAllocator());
         try {
-            store_.command(command);
+            store_.command(command("run_unlock", key_));
         } catch (const std::exception&) {
             // The lock goes with the storage's session if it cannot be released now.
         }
@@ -178,6 +172,13 @@ public:
     bool acquired() const { return acquired_; }
 
 private:
+    static JsonDocument command(const char* op, const std::string& key) {
+        JsonDocument doc(rapidjson::kObjectType);
+        doc.AddMember("op", Json(op, doc.GetAllocator()), doc.GetAllocator());
+        doc.AddMember("key", Json(key.c_str(), doc.GetAllocator()), doc.GetAllocator());
+        return doc;
+    }
+
     DatasetStore& store_;
     std::string key_;  // held lock, "" when none
     bool acquired_ = true;
