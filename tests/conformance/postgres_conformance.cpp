@@ -32,6 +32,8 @@ class PostgresConformance : public StorageConformance {
     CPPUNIT_TEST(testOnePooledConnectionIsEnough);
     CPPUNIT_TEST(testMigratesSchemaOne);
     CPPUNIT_TEST(testHashCacheAnswersUnchangedFullRuns);
+    CPPUNIT_TEST(testFingerprintsAnswerOnlyByteIdenticalEntities);
+    CPPUNIT_TEST(testDeleteUnseenAnsweredFromMemoryOnlyWhenSure);
     CPPUNIT_TEST(testRunLocksAcrossInstances);
     CPPUNIT_TEST_SUITE_END();
 
@@ -98,7 +100,10 @@ public:
     // nothing to delete — and a change by anyone else is never answered from it.
     void testHashCacheAnswersUnchangedFullRuns() {
         const char* batch = R"([{"_id":"a","v":1},{"_id":"b","v":2}])";
-        auto hits = [&] { return store_->command(R"({"op":"hash_cache"})")["hit_batches"].GetInt64(); };
+        auto hits = [&] {  // answered from the hashes or from the bytes' fingerprints
+            JsonDocument stats = store_->command(R"({"op":"hash_cache"})");
+            return stats["hit_batches"].GetInt64() + stats["raw_hit_batches"].GetInt64();
+        };
         store_->write("d", batch, R"({"run":"r1"})");
         CPPUNIT_ASSERT_EQUAL(int64_t(0), store_->command(R"({"op":"delete_unseen","dataset":"d","run":"r1"})")["deleted"].GetInt64());
         const int64_t before = hits();
@@ -115,6 +120,104 @@ public:
         JsonDocument third = store_->write("d", batch);
         CPPUNIT_ASSERT_EQUAL(int64_t(1), third["written"].GetInt64());  // "a" back to v=1
         CPPUNIT_ASSERT_EQUAL(int64_t(1), third["unchanged"].GetInt64());
+    }
+
+    // A batch whose entities are byte for byte what was hashed before is answered from their
+    // fingerprints, without a parse; other bytes with the same content from the hashes; and a
+    // fingerprint never vouches for bytes that are no longer the latest version.
+    void testFingerprintsAnswerOnlyByteIdenticalEntities() {
+        auto stat = [&](const char* name) { return store_->command(R"({"op":"hash_cache"})")[name].GetInt64(); };
+        const char* original = R"([{"_id":"a","v":1},{"_id":"b","v":2}])";
+        const char* reordered = R"([{"v":1,"_id":"a"}, {"_id":"b","v":2}])";
+        CPPUNIT_ASSERT_EQUAL(int64_t(2), store_->write("d", original)["written"].GetInt64());
+        const int64_t raw0 = stat("raw_hit_batches"), hits0 = stat("hit_batches");
+        CPPUNIT_ASSERT_EQUAL(int64_t(2), store_->write("d", original)["unchanged"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(raw0 + 1, stat("raw_hit_batches"));
+        // Same content, other bytes: the hashes answer, and learn these bytes too.
+        CPPUNIT_ASSERT_EQUAL(int64_t(2), store_->write("d", reordered)["unchanged"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(raw0 + 1, stat("raw_hit_batches"));
+        CPPUNIT_ASSERT_EQUAL(hits0 + 1, stat("hit_batches"));
+        CPPUNIT_ASSERT_EQUAL(int64_t(2), store_->write("d", reordered)["unchanged"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(raw0 + 2, stat("raw_hit_batches"));
+        // A change of "a": written; then the old bytes of "a" are a change again.
+        JsonDocument changed = store_->write("d", R"([{"_id":"a","v":3},{"_id":"b","v":2}])");
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), changed["written"].GetInt64());
+        JsonDocument back = store_->write("d", original);
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), back["written"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), store_->command(R"({"op":"get","dataset":"d","id":"a"})")["v"].GetInt64());
+        // A change written without a scan (forced): the old bytes' fingerprint is dropped with
+        // the hash it vouched for.
+        CPPUNIT_ASSERT_EQUAL(int64_t(2), store_->write("d", original)["unchanged"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), store_->write("d", R"([{"_id":"a","v":5}])", R"({"force":true})")["written"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), store_->write("d", original)["written"].GetInt64());
+        // Another writer changes "a" behind this instance's back: its fingerprints are stale,
+        // and the same bytes as before are a change (a back to v=1), not "unchanged".
+        StoreClient other(plugin(), *host_, "postgres", "{\"dsn\":" + json_text(dsn_) + "}");
+        CPPUNIT_ASSERT(other.valid());
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), other.write("d", R"([{"_id":"a","v":9}])")["written"].GetInt64());
+        const int64_t raw1 = stat("raw_hit_batches");
+        JsonDocument again = store_->write("d", original);
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), again["written"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), again["unchanged"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(raw1, stat("raw_hit_batches"));
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), store_->command(R"({"op":"get","dataset":"d","id":"a"})")["v"].GetInt64());
+        // A malformed batch is never answered from fingerprints: refused, nothing written.
+        bool refused = false;
+        try {
+            store_->write("d", R"([{"_id":"a","v":1},{"_id":"b","v":2} x])");
+        } catch (const std::exception&) {
+            refused = true;
+        }
+        CPPUNIT_ASSERT(refused);
+    }
+
+    // delete_unseen skips the anti join when memory proves that the run saw every live id —
+    // and only then: a run that missed an id, another writer's addition, or a tombstone in the
+    // run give the server's answer.
+    void testDeleteUnseenAnsweredFromMemoryOnlyWhenSure() {
+        auto answered = [&] { return store_->command(R"({"op":"hash_cache"})")["unseen_answered"].GetInt64(); };
+        auto unseen = [&](const char* run) {
+            return store_->command(std::string(R"({"op":"delete_unseen","dataset":"d","run":")") + run + "\"}")["deleted"].GetInt64();
+        };
+        const char* abc = R"([{"_id":"a","v":1},{"_id":"b","v":2},{"_id":"c","v":3}])";
+        store_->write("d", abc, R"({"run":"r1"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), unseen("r1"));
+        const int64_t n0 = answered();
+        // Two batches, every live id seen: answered from memory.
+        store_->write("d", R"([{"_id":"a","v":1},{"_id":"b","v":2}])", R"({"run":"r2"})");
+        store_->write("d", R"([{"_id":"c","v":3}])", R"({"run":"r2"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), unseen("r2"));
+        CPPUNIT_ASSERT_EQUAL(n0 + 1, answered());
+        // "c" not seen: deleted, by the server's anti join.
+        store_->write("d", R"([{"_id":"a","v":1},{"_id":"b","v":2}])", R"({"run":"r3"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), unseen("r3"));
+        CPPUNIT_ASSERT_EQUAL(n0 + 1, answered());
+        CPPUNIT_ASSERT(store_->command(R"({"op":"get","dataset":"d","id":"c"})")["_deleted"].GetBool());
+        // Every live id seen again (after the cache was dropped by those deletions).
+        store_->write("d", R"([{"_id":"a","v":1},{"_id":"b","v":2}])", R"({"run":"r4"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), unseen("r4"));
+        CPPUNIT_ASSERT_EQUAL(n0 + 2, answered());
+        // Another writer, during the run, adds "e" and deletes "b": the run did not see "e", so
+        // it is deleted — though the live count equals the number of live ids the run saw
+        // (memory, which describes the state before that write, would have said "all seen").
+        store_->write("d", R"([{"_id":"a","v":1},{"_id":"b","v":2}])", R"({"run":"r5"})");
+        StoreClient other(plugin(), *host_, "postgres", "{\"dsn\":" + json_text(dsn_) + "}");
+        CPPUNIT_ASSERT(other.valid());
+        other.write("d", R"([{"_id":"e","v":5},{"_id":"b","_deleted":true}])");
+        CPPUNIT_ASSERT_EQUAL(int64_t(2), store_->command(R"({"op":"info","dataset":"d"})")["count"].GetInt64());
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), unseen("r5"));
+        CPPUNIT_ASSERT(store_->command(R"({"op":"get","dataset":"d","id":"e"})")["_deleted"].GetBool());
+        CPPUNIT_ASSERT_EQUAL(n0 + 2, answered());
+        // A run that sees "a" and deletes "b" itself: nothing else to delete.
+        store_->write("d", R"([{"_id":"a","v":1},{"_id":"b","v":2}])", R"({"run":"r6a"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), unseen("r6a"));
+        store_->write("d", R"([{"_id":"a","v":1},{"_id":"b","_deleted":true}])", R"({"run":"r6"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(0), unseen("r6"));
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), store_->command(R"({"op":"info","dataset":"d"})")["count"].GetInt64());
+        // A run that wrote nothing of the dataset's live ids deletes them all.
+        store_->write("d", R"([{"_id":"z","v":1}])", R"({"run":"r7"})");
+        CPPUNIT_ASSERT_EQUAL(int64_t(1), unseen("r7"));
+        CPPUNIT_ASSERT(store_->command(R"({"op":"get","dataset":"d","id":"a"})")["_deleted"].GetBool());
     }
 
     // Run locks (what keeps two nodes from running one pipe at once): held by one instance

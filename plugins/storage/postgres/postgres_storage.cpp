@@ -25,6 +25,7 @@
 #include <sluice_schema.h>
 
 #include "pg.hpp"
+#include "raw_entities.hpp"
 #include "storage_common.hpp"
 
 #include <algorithm>
@@ -44,7 +45,7 @@ using pg::Connection;
 using pg::Params;
 using pg::Result;
 
-constexpr int kSchemaVersion = 3;
+constexpr int kSchemaVersion = 4;
 // Key of the advisory lock that serialises schema migrations between processes.
 constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7236923498361700001)";
 
@@ -126,6 +127,7 @@ struct Current {
     bool deleted;
     bool existed = true;   // a row in the latest table before this write
     bool touched = false;  // written by this write
+    uint64_t raw = 0;      // fingerprint of batch bytes holding this version (HashCache), 0: none
 };
 using Currents = std::unordered_map<std::string_view, Current>;
 
@@ -136,6 +138,7 @@ struct Item {
     bool deleted = false;
     const Json* entity = nullptr;  // the parsed input, or
     std::string content;           // the content itself (tombstones)
+    uint64_t raw = 0;              // fingerprint of the entity's bytes in the batch, 0: none
 };
 
 std::string hash_bytes(const Hash128& h) {
@@ -256,13 +259,21 @@ std::string distinct_ids(const std::vector<Item>& items) {
 // same statement that writes the batch's run marks and state, so a write by anyone else (another
 // process, another connection) only costs a miss.
 //
+// Each entry also holds, when known, the fingerprint of the exact bytes the hash was computed
+// from (raw_entities.hpp): a batch whose entities are byte for byte what was hashed before is
+// answered without being parsed or hashed at all. And it holds the last full run that saw the
+// id, so that delete_unseen can tell from memory that a run saw every live id (see
+// saw_every_live_id) instead of anti-joining the run's marks with the whole dataset.
+//
 // Memory: at most `capacity` entries in all (the storage config's `hash_cache_entries`, default
-// 1,048,576), 24 bytes each in open-addressing tables at most half full: <= ~48 MB at the cap.
+// 1,048,576), 40 bytes each in open-addressing tables at most half full: <= ~80 MB at the cap.
 // Reaching the cap empties every table (a dataset larger than the cap then mostly misses and is
 // probed as without the cache); 0 turns the cache off.
 //
 // Keys are 64 bits of MurmurHash3 of the `_id`. Two ids sharing a key cannot make an entity
-// look unchanged: the stored value is the content hash, which covers `_id` itself.
+// look unchanged: the stored value is the content hash, which covers `_id` itself, and the
+// fingerprint covers the bytes holding the `_id`. For the run accounting a shared key can only
+// make a run look as if it saw fewer ids, which costs the anti join, never a wrong deletion.
 class HashCache {
 public:
     struct State {
@@ -271,16 +282,28 @@ public:
         bool operator==(const State& o) const { return next_offset == o.next_offset && generation == o.generation; }
     };
 
+    // What a write learnt about one id: its latest hash, whether that version is a tombstone,
+    // and the fingerprint of the bytes it was hashed from (0: not known).
+    struct Learnt {
+        std::string_view id;
+        std::string_view hash;  // 16 bytes
+        bool deleted = false;
+        uint64_t raw = 0;
+    };
+
     explicit HashCache(size_t capacity) : capacity_(capacity) {}
     bool enabled() const { return capacity_ > 0; }
 
-    // Batches answered from the cache, and entries held: the `hash_cache` command (operators
-    // and the conformance suite see whether it is doing its job).
+    // Batches answered from the cache (by hash, and by fingerprint alone), delete_unseen calls
+    // answered from memory, and entries held: the `hash_cache` command (operators and the
+    // conformance suite see whether it is doing its job).
     void count_hit() { ++hits_; }
+    void count_raw_hit() { ++raw_hits_; }
     std::string stats_json() {
         std::lock_guard<std::mutex> lock(mutex_);
         return "{\"entries\":" + std::to_string(total_) + ",\"capacity\":" + std::to_string(capacity_) +
-               ",\"hit_batches\":" + std::to_string(hits_.load()) + "}";
+               ",\"hit_batches\":" + std::to_string(hits_.load()) + ",\"raw_hit_batches\":" +
+               std::to_string(raw_hits_.load()) + ",\"unseen_answered\":" + std::to_string(unseen_answered_) + "}";
     }
 
     static uint64_t key(std::string_view id) {
@@ -311,11 +334,24 @@ public:
         return it->second.state;
     }
 
+    // The same from the entities' bytes: the state at which every key's entry was learnt from
+    // bytes with exactly these fingerprints, or nothing.
+    std::optional<State> unchanged_raw(int64_t dataset, const std::vector<uint64_t>& keys,
+                                       const std::vector<uint64_t>& fingerprints) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = tables_.find(dataset);
+        if (it == tables_.end() || keys.empty()) return std::nullopt;
+        for (size_t i = 0; i < keys.size(); ++i) {
+            const Slot* slot = it->second.find(keys[i]);
+            if (!slot || slot->raw != fingerprints[i]) return std::nullopt;
+        }
+        return it->second.state;
+    }
+
     // Hashes known to be the latest at `at`. They extend the dataset's entries when those
     // describe the state `base` (the state the write started from, or `at` itself for a read);
     // otherwise the entries are replaced.
-    template <class Entries>
-    void learn(int64_t dataset, const State& base, const State& at, const Entries& entries) {
+    void learn(int64_t dataset, const State& base, const State& at, const std::vector<Learnt>& entries) {
         if (!enabled()) return;
         std::lock_guard<std::mutex> lock(mutex_);
         Table& t = tables_[dataset];
@@ -324,14 +360,55 @@ public:
             t.clear();
         }
         t.state = at;
-        for (const auto& [id, hash] : entries) {
+        for (const Learnt& e : entries) {
             if (total_ >= capacity_) {  // the cap: start again from nothing
-                for (auto& [other, table] : tables_) table.clear();
-                total_ = 0;
+                for (auto& [other, table] : tables_) {
+                    total_ -= table.count;
+                    table.clear();
+                }
                 t.state = at;
             }
-            if (t.put(key(id), hash)) ++total_;
+            if (t.put(key(e.id), e.hash, e.deleted, e.raw)) ++total_;
         }
+    }
+
+    // Notes that full run `run` saw these ids (after their entries were learnt). An id without
+    // an entry leaves the run's account incomplete (delete_unseen then asks the server).
+    void mark_seen(int64_t dataset, const std::string& run, const std::vector<uint64_t>& keys) {
+        if (!enabled()) return;
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = tables_.find(dataset);
+        if (it == tables_.end()) return;
+        Table& t = it->second;
+        RunAccount& account = t.account(run);
+        for (uint64_t k : keys) {
+            Slot* slot = t.find_mutable(k);
+            if (slot) slot->run = account.tag;
+            else account.complete = false;
+        }
+    }
+
+    // Whether full run `run` saw every live id of the dataset, known from memory alone: the
+    // entries describe the dataset's current state `at` (nobody wrote since), every id the run
+    // saw was marked on them since the entries were last replaced, and the marked ids whose
+    // latest version is live are exactly as many as the dataset's live ids. (Every marked id is
+    // in the dataset, so equal counts mean no live id was missed.) False means "ask the
+    // server", never "something is unseen". The run's account is closed either way.
+    bool saw_every_live_id(int64_t dataset, const std::string& run, const State& at, int64_t live) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        auto it = tables_.find(dataset);
+        if (it == tables_.end()) return false;
+        Table& t = it->second;
+        auto account = t.runs.find(run);
+        if (account == t.runs.end()) return false;
+        const RunAccount closed = account->second;
+        t.runs.erase(account);
+        if (!closed.complete || closed.resets != t.resets || !(t.state == at)) return false;
+        int64_t seen_live = 0;
+        for (const Slot& s : t.slots) seen_live += s.key != 0 && s.run == closed.tag && !s.deleted;
+        const bool all = seen_live == live;
+        unseen_answered_ += all;
+        return all;
     }
 
     void forget(int64_t dataset) {
@@ -346,19 +423,46 @@ private:
     struct Slot {
         uint64_t key = 0;
         char hash[16];
+        uint64_t raw = 0;   // fingerprint of the bytes `hash` was computed from; 0: unknown
+        uint32_t run = 0;   // tag of the last full run that saw the id; 0: none
+        bool deleted = false;
     };
+    // A full run's marks on one table: its tag, and the table's reset count when it started
+    // (a reset since then lost marks).
+    struct RunAccount {
+        uint32_t tag = 0;
+        uint64_t resets = 0;
+        bool complete = true;
+    };
+    static constexpr size_t kRunsKept = 16;  // runs that never reach delete_unseen (failed) age out
+
     struct Table {
         State state;
         std::vector<Slot> slots;  // power of two, at most half full
         size_t count = 0;
+        uint64_t resets = 0;
+        uint32_t next_tag = 0;
+        std::unordered_map<std::string, RunAccount> runs;
 
         void clear() {
             slots.clear();
             slots.shrink_to_fit();
             count = 0;
             state = State{};
+            ++resets;
         }
-        const Slot* find(uint64_t k) const {
+        RunAccount& account(const std::string& run) {
+            auto it = runs.find(run);
+            if (it != runs.end()) return it->second;
+            if (runs.size() >= kRunsKept) {
+                auto oldest = std::min_element(runs.begin(), runs.end(),
+                                               [](const auto& a, const auto& b) { return a.second.tag < b.second.tag; });
+                runs.erase(oldest);
+            }
+            if (++next_tag == 0) ++next_tag;  // 0 means "no run"
+            return runs[run] = RunAccount{next_tag, resets, true};
+        }
+        Slot* find_mutable(uint64_t k) {
             if (slots.empty()) return nullptr;
             const size_t mask = slots.size() - 1;
             for (size_t i = k & mask;; i = (i + 1) & mask) {
@@ -366,24 +470,35 @@ private:
                 if (slots[i].key == 0) return nullptr;
             }
         }
-        // Returns true when the key is new.
-        bool put(uint64_t k, std::string_view hash) {
+        const Slot* find(uint64_t k) const { return const_cast<Table*>(this)->find_mutable(k); }
+        // Returns true when the key is new. A new hash always replaces the fingerprint (a stale
+        // one would vouch for bytes that no longer hash to the latest version); the run mark
+        // stays, it is about the id, not its content.
+        bool put(uint64_t k, std::string_view hash, bool deleted, uint64_t raw) {
             if ((count + 1) * 2 > slots.size()) grow();
             const size_t mask = slots.size() - 1;
             size_t i = k & mask;
             while (slots[i].key != 0 && slots[i].key != k) i = (i + 1) & mask;
             const bool fresh = slots[i].key == 0;
-            slots[i].key = k;
-            std::memcpy(slots[i].hash, hash.data(), 16);
+            Slot& s = slots[i];
+            if (fresh) s.run = 0;
+            s.key = k;
+            std::memcpy(s.hash, hash.data(), 16);
+            s.deleted = deleted;
+            s.raw = raw;
             count += fresh;
             return fresh;
         }
         void grow() {
             std::vector<Slot> old = std::move(slots);
             slots.assign(std::max<size_t>(1024, old.size() * 2), Slot{});
-            count = 0;
-            for (const Slot& s : old)
-                if (s.key) put(s.key, std::string_view(s.hash, 16));
+            const size_t mask = slots.size() - 1;
+            for (const Slot& s : old) {
+                if (!s.key) continue;
+                size_t i = s.key & mask;
+                while (slots[i].key != 0) i = (i + 1) & mask;
+                slots[i] = s;
+            }
         }
     };
 
@@ -392,6 +507,8 @@ private:
     std::unordered_map<int64_t, Table> tables_;
     size_t total_ = 0;
     std::atomic<uint64_t> hits_{0};
+    std::atomic<uint64_t> raw_hits_{0};
+    uint64_t unseen_answered_ = 0;
 };
 
 class PostgresStorage : public Storage {
@@ -451,10 +568,57 @@ public:
     std::string write(Host& host, const std::string& dataset, const sluice_batch& batch,
                       const JsonDocument& options) override {
         WriteOptions opts = parse_write_options(options);
+        std::optional<int64_t> known = cached_id(dataset);
+        const bool use_cache = !opts.force && !opts.stage && cache_->enabled();
+        const bool try_cache = known && use_cache;
+
+        // 0. The batch's entities as raw text (raw_entities.hpp). When each one's bytes are
+        //    exactly those the cache learnt its latest hash from, the batch is unchanged without
+        //    being parsed or hashed; it is answered like any cached batch (below).
+        thread_local std::vector<RawEntity> raw;
+        thread_local std::vector<uint64_t> fingerprints;
+        std::vector<uint64_t> keys;
+        const bool scanned = use_cache && batch.format == SLUICE_FORMAT_JSON_ARRAY &&
+                             split_raw_entities(std::string_view(batch.data, batch.size), raw) && !raw.empty();
+        if (scanned) {
+            fingerprints.resize(raw.size());
+            keys.resize(raw.size());
+            for (size_t i = 0; i < raw.size(); ++i) {
+                fingerprints[i] = raw_fingerprint(raw[i].text);
+                keys[i] = HashCache::key(raw[i].id);
+            }
+            std::optional<HashCache::State> state;
+            if (known) state = cache_->unchanged_raw(*known, keys, fingerprints);
+            if (state) {
+                pg::ArrayBuilder ids(pg::kText);
+                std::unordered_set<std::string_view> unique;
+                unique.reserve(raw.size());
+                for (const RawEntity& e : raw)
+                    if (unique.insert(e.id).second) ids.add(e.id);
+                auto c = pool_->acquire();
+                if (std::optional<std::string> answer =
+                        write_if_state(*c, dataset, *known, *state, ids.finish(), opts, raw.size())) {
+                    if (opts.run) cache_->mark_seen(*known, *opts.run, keys);
+                    cache_->count_raw_hit();
+                    return *answer;
+                }
+                known = cached_id(dataset);  // the dataset moved on (or is gone): the parsed way
+            }
+        }
+
         InsituText text(batch);
         ParseArena arena(batch.size);
         JsonDocument doc(arena.allocator());
         std::vector<Item> items = parse_items(batch, doc, text);  // validates before any change
+        // Fingerprints vouch for an item's bytes only where the parser found the same `_id`
+        // (and the scan's keys serve below only if it did for every item).
+        bool scan_agrees = scanned && raw.size() == items.size();
+        if (scan_agrees) {
+            for (size_t i = 0; i < items.size(); ++i) {
+                if (raw[i].id == items[i].id) items[i].raw = fingerprints[i];
+                else scan_agrees = false;
+            }
+        }
         auto c = pool_->acquire();
         if (opts.stage) {
             hash_items(items);
@@ -463,7 +627,6 @@ public:
 
         // 1. Optimistic, without the lock: the dataset row and the latest (off, hash) of the
         //    batch's ids, read in one snapshot; the server works while the batch is hashed.
-        std::optional<int64_t> known = cached_id(dataset);
         const std::string snapshot_sql =
             known ? "SELECT d.id, d.generation, d.next_offset, p.eid, p.off, p.hash, p.deleted"
                     " FROM sluice_datasets d LEFT JOIN LATERAL (SELECT eid, off, hash, deleted FROM sluice_latest_" +
@@ -482,26 +645,24 @@ public:
                 forget_id(dataset);
             }
         };
-        // 0. Every id in the hash cache: probably an unchanged batch, answered without the probe
-        //    (see HashCache) when the hashes match and the dataset is still in the cached state.
-        //    Otherwise the snapshot goes out before hashing, as without the cache.
-        const bool try_cache = known && !items.empty() && !opts.force && cache_->enabled();
-        std::vector<uint64_t> keys;
-        if (try_cache) {
-            keys.reserve(items.size());
-            for (const Item& e : items) keys.push_back(HashCache::key(e.id));
-        }
-        const bool cached = try_cache && cache_->has_all(*known, keys);
+        // Every id in the hash cache: probably an unchanged batch (with its bytes changed, e.g.
+        // its keys reordered), answered without the probe when the hashes match and the dataset
+        // is still in the cached state. Otherwise the snapshot goes out before hashing.
+        if (!scan_agrees) keys = keys_of(items);
+        const bool cached = try_cache && known && !items.empty() && cache_->has_all(*known, keys);
         if (known && !items.empty() && !cached) send_snapshot();
         hash_items(items);
         if (cached) {
             if (std::optional<HashCache::State> state = cache_->unchanged(*known, items, keys)) {
                 if (std::optional<std::string> answer = write_if_state(*c, dataset, *known, *state, ids, opts, items.size())) {
+                    learn(*known, *state, *state, items);  // the fingerprints of these bytes
+                    if (opts.run) cache_->mark_seen(*known, *opts.run, keys);
                     cache_->count_hit();
                     return *answer;
                 }
             }
-            send_snapshot();
+            known = cached_id(dataset);
+            if (known) send_snapshot();
         }
         std::optional<Snapshot> snap;
         if (sent) {
@@ -517,38 +678,20 @@ public:
         }
         if (snap) {
             const HashCache::State at{snap->generation, snap->next_offset};
-            cache_->learn(snap->id, at, at, hashes_of(snap->currents));
-        }
-        // Nothing to append: answer from the snapshot; only state and run marks are written.
-        if (snap && !opts.force) {
-            // Every entity equal to its stored version (then repeats of an id are equal too).
-            size_t unchanged = 0;
-            bool any = false;
-            for (const Item& e : items) {
+            attach_fingerprints(snap->currents, items);
+            cache_->learn(snap->id, at, at, learnt(snap->currents));
+            // Nothing to append: every entity equal to its stored version (then repeats of an id
+            // are equal too). Only the run marks and the state are written, checked against the
+            // snapshot's state; if someone appended since, the locked path below decides.
+            const bool all_unchanged = !opts.force && std::all_of(items.begin(), items.end(), [&](const Item& e) {
                 auto it = snap->currents.find(e.id);
-                if (it != snap->currents.end() && it->second.hash == e.hash) {
-                    ++unchanged;
-                } else {
-                    any = true;
-                    break;
+                return it != snap->currents.end() && it->second.hash == e.hash;
+            });
+            if (all_unchanged) {
+                if (std::optional<std::string> answer = write_if_state(*c, dataset, snap->id, at, ids, opts, items.size())) {
+                    if (opts.run) cache_->mark_seen(snap->id, *opts.run, keys);
+                    return *answer;
                 }
-            }
-            if (!any) {
-                // The marks and/or the state in one statement (atomic by itself): no BEGIN and
-                // COMMIT round trips for a batch with nothing to append.
-                if (opts.run && opts.state_key)
-                    c->exec("WITH s AS (INSERT INTO sluice_state (key, value) VALUES ($3, $4)"
-                            " ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value)"
-                            " INSERT INTO sluice_seen_" + std::to_string(snap->id) + " (run, eids) VALUES ($1, $2)",
-                            Params().text(*opts.run).binary(ids, pg::kTextArray).text(*opts.state_key)
-                                .text(opts.state_value));
-                else if (opts.run)
-                    mark_seen(*c, snap->id, *opts.run, ids);
-                else if (opts.state_key)
-                    put_state(*c, *opts.state_key, opts.state_value);
-                std::optional<int64_t> last;
-                if (snap->next_offset > 0) last = snap->next_offset - 1;
-                return write_result(0, unchanged, last);
             }
         }
 
@@ -569,26 +712,37 @@ public:
         if (opts.state_key) put_state(*c, *opts.state_key, opts.state_value);
         tx.commit();
         // `currents` now holds the latest hash of every id of the batch, as committed.
-        cache_->learn(ds.id, base, HashCache::State{base.generation, ds.next_offset}, hashes_of(currents));
+        attach_fingerprints(currents, items);
+        cache_->learn(ds.id, base, HashCache::State{base.generation, ds.next_offset}, learnt(currents));
+        if (opts.run && !items.empty()) cache_->mark_seen(ds.id, *opts.run, keys);
         std::optional<int64_t> last;
         if (ds.next_offset > 0) last = ds.next_offset - 1;
         return write_result(written, unchanged, last);
     }
 
-    // The write of a batch found unchanged in the hash cache: its run marks and state, written
-    // only if the dataset is still in the cached `state` (one statement: checked and written
-    // atomically, no transaction block). The write's answer, or nothing when the dataset moved
-    // on (then nothing was written and the cache of the dataset is dropped).
+    // The write of a batch found unchanged (in the hash cache, or by the snapshot): its run
+    // marks and state, written only if the dataset is still in `state` — one prepared
+    // statement, checked and written atomically, no transaction block. The write's answer, or
+    // nothing when the dataset moved on or is gone (then nothing was written and the cache of
+    // the dataset is dropped).
+    //
+    // It commits without waiting for the WAL flush (synchronous_commit off for this transaction
+    // alone): what it writes may be lost only if the server itself crashes, and then nothing is
+    // lost that matters — the pipe resumes from an earlier offset and reads the same unchanged
+    // entities again, and the marks are UNLOGGED (gone in a server crash anyway, and only
+    // meaningful to a run of this process). Any later write that appends versions commits
+    // synchronously, which makes this one durable too. Measured: 0.35 -> 0.14 ms per statement.
     std::optional<std::string> write_if_state(Connection& c, const std::string& dataset, int64_t id,
                                               const HashCache::State& state, const std::string& ids,
                                               const WriteOptions& opts, size_t count) {
         const std::string n = std::to_string(id);
+        const bool marks = opts.run && !ids.empty();
         std::string sql = "WITH v AS (SELECT 1 FROM sluice_datasets WHERE name = $1 AND id = " + n +
                           " AND generation = $2::uuid AND next_offset = $3::bigint)";
         Params params;
         params.text(dataset).text(state.generation).int64(state.next_offset);
         int next = 4;
-        if (opts.run) {
+        if (marks) {
             sql += ", m AS (INSERT INTO sluice_seen_" + n + " (run, eids) SELECT $" + std::to_string(next) +
                    "::text, $" + std::to_string(next + 1) + " FROM v)";
             params.text(*opts.run).binary(ids, pg::kTextArray);
@@ -599,8 +753,20 @@ public:
                    std::to_string(next + 1) + "::json FROM v ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value)";
             params.text(*opts.state_key).text(opts.state_value);
         }
-        sql += " SELECT count(*) FROM v";
-        Result r = c.exec(sql, params);
+        sql += ", a AS (SELECT set_config('synchronous_commit', 'off', true))";
+        sql += " SELECT count(*) FROM v, a";
+        const std::string name = "sluice_unchanged_" + n + (marks ? "_m" : "") + (opts.state_key ? "_s" : "");
+        Result r;
+        try {
+            c.send_prepared(name, sql, params, false);
+            r = c.receive(sql);
+        } catch (const pg::PgError& e) {
+            if (e.sqlstate() != "42P01") throw;  // the dataset's tables are gone: deleted meanwhile
+            c.forget_prepared(name);
+            forget_id(dataset);
+            cache_->forget(id);
+            return std::nullopt;
+        }
         if (r.int64(0, 0) != 1) {
             cache_->forget(id);
             return std::nullopt;
@@ -610,12 +776,37 @@ public:
         return write_result(0, count, last);
     }
 
-    // (id, 16-byte hash) pairs of a Currents map, for HashCache::learn.
-    static std::vector<std::pair<std::string_view, std::string_view>> hashes_of(const Currents& currents) {
-        std::vector<std::pair<std::string_view, std::string_view>> out;
+    // Sets each id's fingerprint from an item of the batch whose content is its latest version
+    // (its bytes then vouch for that version). Items without a fingerprint leave it unknown.
+    static void attach_fingerprints(Currents& currents, const std::vector<Item>& items) {
+        for (const Item& e : items) {
+            if (!e.raw) continue;
+            auto it = currents.find(e.id);
+            if (it != currents.end() && it->second.hash == e.hash) it->second.raw = e.raw;
+        }
+    }
+
+    // What the cache learns from a Currents map.
+    static std::vector<HashCache::Learnt> learnt(const Currents& currents) {
+        std::vector<HashCache::Learnt> out;
         out.reserve(currents.size());
-        for (const auto& [id, cur] : currents) out.emplace_back(id, cur.hash);
+        for (const auto& [id, cur] : currents) out.push_back(HashCache::Learnt{id, cur.hash, cur.deleted, cur.raw});
         return out;
+    }
+
+    // Items found unchanged in the cache at `state`: their fingerprints join their entries.
+    void learn(int64_t dataset, const HashCache::State& state, const HashCache::State& at, const std::vector<Item>& items) {
+        std::vector<HashCache::Learnt> entries;
+        for (const Item& e : items)
+            if (e.raw) entries.push_back(HashCache::Learnt{e.id, e.hash, e.deleted, e.raw});
+        if (!entries.empty()) cache_->learn(dataset, state, at, entries);
+    }
+
+    static std::vector<uint64_t> keys_of(const std::vector<Item>& items) {
+        std::vector<uint64_t> keys;
+        keys.reserve(items.size());
+        for (const Item& e : items) keys.push_back(HashCache::key(e.id));
+        return keys;
     }
 
     // ---- read -------------------------------------------------------------------------------
@@ -987,16 +1178,38 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
             Result ids = c.exec("SELECT id FROM sluice_datasets");
             for (int i = 0; i < ids.rows(); ++i) {
                 const std::string n = std::to_string(ids.int64(i, 0));
-                c.exec("DROP TABLE IF EXISTS sluice_seen_" + n + "; " + seen_table_sql(n));
+                c.exec("DROP TABLE IF EXISTS sluice_seen_" + n + "; " + seen_table_sql(c, n));
             }
             c.exec("INSERT INTO sluice_schema_version (version) VALUES (3)");
+        }
+        if (version < 4) {
+            // Version 4: the run marks' id arrays compressed with lz4 where the server has it
+            // (see seen_table_sql).
+            if (marks_lz4(c)) {
+                Result ids = c.exec("SELECT id FROM sluice_datasets");
+                for (int i = 0; i < ids.rows(); ++i)
+                    c.exec("ALTER TABLE sluice_seen_" + std::to_string(ids.int64(i, 0)) +
+                           " ALTER COLUMN eids SET COMPRESSION lz4");
+            }
+            c.exec("INSERT INTO sluice_schema_version (version) VALUES (4)");
         }
         tx.commit();
     }
 
-    // The run marks of dataset `n`: one row per write that passed a `run`.
-    static std::string seen_table_sql(const std::string& n) {
-        return "CREATE UNLOGGED TABLE sluice_seen_" + n + " (run text NOT NULL, eids text[] COLLATE \"C\" NOT NULL);";
+    // Whether the server can compress with lz4 (PostgreSQL 14+ built with it; Debian's is).
+    static bool marks_lz4(Connection& c) {
+        Result r = c.exec("SELECT count(*) FROM pg_settings WHERE name = 'default_toast_compression'"
+                          " AND 'lz4' = ANY(enumvals)");
+        return r.int64(0, 0) > 0;
+    }
+
+    // The run marks of dataset `n`: one row per write that passed a `run`. A row's array of
+    // ~1000 ids (~25 kB) is always compressed and TOASTed; lz4 instead of the default pglz
+    // makes the insert of an unchanged batch's marks ~0.25 ms cheaper (measured: 0.49 -> 0.24
+    // ms per statement; uncompressed storage is slower still, 0.41 ms).
+    static std::string seen_table_sql(Connection& c, const std::string& n) {
+        return "CREATE UNLOGGED TABLE sluice_seen_" + n + " (run text NOT NULL, eids text[]" +
+               (marks_lz4(c) ? " COMPRESSION lz4" : "") + " COLLATE \"C\" NOT NULL);";
     }
 
     static void create_tables(Connection& c, int64_t id) {
@@ -1007,7 +1220,7 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
                "CREATE TABLE sluice_latest_" + n + " ("
                " eid text COLLATE \"C\" PRIMARY KEY, off bigint NOT NULL, hash uuid NOT NULL,"
                " deleted boolean NOT NULL) WITH (fillfactor = 80);" +
-               seen_table_sql(n));
+               seen_table_sql(c, n));
         create_stage_table(c, id);
     }
 
@@ -1347,6 +1560,14 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
         std::optional<DatasetRow> found = lock_dataset(*c, name, false);
         if (!found) return "{\"deleted\":0}";
         DatasetRow ds = *found;
+        // The common case of a full run — it saw every live id again — known from memory, under
+        // the row lock (HashCache::saw_every_live_id): then there is nothing to look for.
+        // Otherwise (and always for a staged run), the server looks.
+        if (!stage && cache_->saw_every_live_id(ds.id, run, HashCache::State{hash_text(ds.generation), ds.next_offset}, ds.live)) {
+            c->exec("DELETE FROM " + ds.seen() + " WHERE run = $1", Params().text(run));
+            tx.commit();
+            return "{\"deleted\":0}";
+        }
         // Live ids the run did not see, in log order; a cursor keeps memory bounded and its
         // snapshot excludes the tombstones appended while it is read. The run's marks are
         // unnested into a hash anti join (measured on 1M ids: ~1.2 s, vs ~1.9 s for the

@@ -18,6 +18,12 @@
 #include <string_view>
 #include <vector>
 
+#include <sluice/json_scan.hpp>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace sluice {
 
 using Json = rapidjson::Value;
@@ -26,6 +32,36 @@ using JsonAllocator = rapidjson::Document::AllocatorType;
 
 // ---- JSON helpers -------------------------------------------------------------------------
 
+namespace detail {
+
+// The quote closing a JSON string whose characters start at `p` (a backslash escapes the
+// character after it), or nullptr when `end` comes first. Sixteen bytes per step where SSE2 is
+// there (every x86-64): JSON text is mostly short strings, where a memchr call per string costs
+// more than the scan.
+inline const char* find_json_string_end(const char* p, const char* end) {
+#if defined(__SSE2__)
+    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
+    while (end - p >= 16) {
+        const __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+        const int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
+        if (mask == 0) {
+            p += 16;
+            continue;
+        }
+        p += __builtin_ctz(static_cast<unsigned>(mask));
+        if (*p == '"') return p;
+        p += 2;  // a backslash and the character it escapes
+    }
+#endif
+    while (p < end) {
+        if (*p == '"') return p;
+        p += *p == '\\' ? 2 : 1;
+    }
+    return nullptr;
+}
+
+}  // namespace detail
+
 inline std::string to_json(const Json& value) {
     rapidjson::StringBuffer buffer;
     rapidjson::Writer<rapidjson::StringBuffer> writer(buffer);
@@ -33,68 +69,80 @@ inline std::string to_json(const Json& value) {
     return std::string(buffer.GetString(), buffer.GetSize());
 }
 
+namespace detail {
+
+// The end of the number starting at `p` (a '-' or a digit), read as the parser reads it; sets
+// `unsafe` when it is one find_unsafe_json_number refuses.
+inline const char* json_number_end(const char* p, const char* const end, bool& unsafe) {
+    long long position = 0, exponent = 0, fraction_zeros = 0, digits = 0;
+    bool nonzero = false, fraction = false, has_exponent = false;
+    if (*p == '-') ++p;
+    for (; p < end; ++p) {
+        const char d = *p;
+        if (d >= '0' && d <= '9') {
+            ++digits;
+            if (!nonzero && d != '0') {
+                nonzero = true;
+                position = fraction ? -fraction_zeros : 0;
+            }
+            if (nonzero && !fraction) ++position;
+            if (fraction && !nonzero) ++fraction_zeros;
+        } else if (d == '.') {
+            fraction = true;
+        } else {
+            break;
+        }
+    }
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        has_exponent = true;
+        ++p;
+        bool negative = false;
+        if (p < end && (*p == '+' || *p == '-')) negative = *p++ == '-';
+        for (; p < end && *p >= '0' && *p <= '9'; ++p) exponent = std::min(exponent * 10 + (*p - '0'), 1000000LL);
+        if (negative) exponent = -exponent;
+    }
+    // The value lies in [10^(position-1), 10^position) times 10^exponent. A zero written
+    // with more than 20 digits ("0.0000000000000000000000") parses to garbage, then crashes.
+    unsafe = (!nonzero && (has_exponent || digits > 20)) ||
+             (nonzero && (position + exponent > 309 || position + exponent <= -307));
+    return p;
+}
+
+}  // namespace detail
+
 // The first number in JSON `text` that RapidJSON 1.1.0 (Debian 12) cannot parse safely at full
 // precision, or an empty view. Its full-precision path reads far outside a table — a crash —
 // for magnitudes below ~1e-323 (e.g. 0.<400 zeros>1 or 1e-330), gives garbage just above that,
 // reads past a table for magnitudes of 10^309 and more, and misparses a zero with an exponent
 // ("0e188", Tencent/rapidjson#1249) and a zero written with more than ~21 digits (garbage from
 // 22, a crash from ~330). Refused here: a zero with an exponent or more than 20 digits, and a
-// nonzero magnitude outside [1e-307, 1e309) — a double's normal range, give or take a decade. Strings
-// are skipped with memchr, so the cost is a small fraction of the parse itself.
+// nonzero magnitude outside [1e-307, 1e309) — a double's normal range, give or take a decade. The text
+// is scanned 64 bytes at a time (json_scan.hpp) and only numbers are looked at, so the cost is a
+// small fraction of the parse itself.
 inline std::string_view find_unsafe_json_number(std::string_view text) {
-    const char* p = text.data();
-    const char* const end = p + text.size();
-    while (p < end) {
-        const char c = *p;
-        if (c == '"') {  // skip the string, honouring backslash escapes
-            ++p;
-            while (true) {
-                const char* quote = static_cast<const char*>(std::memchr(p, '"', static_cast<size_t>(end - p)));
-                if (!quote) return {};
-                size_t backslashes = 0;
-                for (const char* b = quote; b > p && b[-1] == '\\'; --b) ++backslashes;
-                p = quote + 1;
-                if (backslashes % 2 == 0) break;
-            }
-            continue;
+    const char* const base = text.data();
+    const size_t size = text.size();
+    detail::JsonBlockScanner scanner;
+    size_t consumed = 0;  // the end of the last number read
+    uint64_t carry = 0;   // the previous block's last byte was a '-' or digit outside strings
+    for (size_t block = 0; block < size; block += 64) {
+        const detail::JsonBlockMasks m = scanner.next(base + block, std::min<size_t>(64, size - block));
+        // Numbers start at a '-' or digit that does not follow one; the others are inside a
+        // number read whole, or right after one ("1-2", malformed), which is read next as a
+        // parser would.
+        uint64_t starts = m.number & ~((m.number << 1) | carry);
+        carry = m.number >> 63;
+        while (starts != 0) {
+            size_t at = block + static_cast<size_t>(__builtin_ctzll(starts));
+            starts &= starts - 1;
+            if (at < consumed) continue;
+            do {
+                bool unsafe = false;
+                const char* stop = detail::json_number_end(base + at, base + size, unsafe);
+                if (unsafe) return std::string_view(base + at, static_cast<size_t>(stop - (base + at)));
+                consumed = at = static_cast<size_t>(stop - base);
+            } while (at < size && (base[at] == '-' || (base[at] >= '0' && base[at] <= '9')));
         }
-        if (c != '-' && (c < '0' || c > '9')) {
-            ++p;
-            continue;
-        }
-        const char* start = p;
-        long long position = 0, exponent = 0, fraction_zeros = 0, digits = 0;
-        bool nonzero = false, fraction = false, has_exponent = false;
-        if (*p == '-') ++p;
-        for (; p < end; ++p) {
-            const char d = *p;
-            if (d >= '0' && d <= '9') {
-                ++digits;
-                if (!nonzero && d != '0') {
-                    nonzero = true;
-                    position = fraction ? -fraction_zeros : 0;
-                }
-                if (nonzero && !fraction) ++position;
-                if (fraction && !nonzero) ++fraction_zeros;
-            } else if (d == '.') {
-                fraction = true;
-            } else {
-                break;
-            }
-        }
-        if (p < end && (*p == 'e' || *p == 'E')) {
-            has_exponent = true;
-            ++p;
-            bool negative = false;
-            if (p < end && (*p == '+' || *p == '-')) negative = *p++ == '-';
-            for (; p < end && *p >= '0' && *p <= '9'; ++p) exponent = std::min(exponent * 10 + (*p - '0'), 1000000LL);
-            if (negative) exponent = -exponent;
-        }
-        // The value lies in [10^(position-1), 10^position) times 10^exponent. A zero written
-        // with more than 20 digits ("0.0000000000000000000000") parses to garbage, then crashes.
-        if ((!nonzero && (has_exponent || digits > 20)) ||
-            (nonzero && (position + exponent > 309 || position + exponent <= -307)))
-            return std::string_view(start, static_cast<size_t>(p - start));
     }
     return {};
 }
