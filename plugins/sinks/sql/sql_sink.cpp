@@ -258,19 +258,45 @@ public:
 
     void write(Host& host, const sluice_batch& raw) override {
         if (raw.count == 0 && std::string_view(raw.data, raw.size).find('{') == std::string_view::npos) return;
+        if (raw.format != SLUICE_FORMAT_JSON_ARRAY) throw Error("unsupported batch format " + std::to_string(raw.format));
         Pool::Lease lease = pool_->acquire();
         Connection& c = *lease;
         if (!prepared_) prepare(c);
         ensure_staging(c);
+        Counts n;
+        if (merge_ && PQserverVersion(c.raw()) >= 150000) {
+            try {
+                n = write_batch(c, raw, true);
+            } catch (const PgError& e) {
+                // MERGE, unlike ON CONFLICT, fails with a unique violation when another writer
+                // inserts one of the batch's keys after the MERGE looked for it. The batch was
+                // rolled back: write it again the ON CONFLICT way, which takes such a row as an
+                // update. (A violation of another unique index fails there too, and is reported.)
+                if (e.sqlstate() != "23505") throw;
+                n = write_batch(c, raw, false);
+            }
+        } else {
+            n = write_batch(c, raw, false);
+        }
+        host.metric("sql_sink_upserts", static_cast<double>(n.upserts));
+        host.metric("sql_sink_deletes", static_cast<double>(n.deletes));
+    }
 
-        // One transaction: the batch streamed into staging by COPY (sent in pieces while the rest
-        // is built; the server starts the COPY while the batch is parsed), then one DELETE and one
-        // INSERT … ON CONFLICT, then COMMIT.
+private:
+    struct Counts {
+        size_t deletes = 0, upserts = 0;
+    };
+
+    // One transaction: the batch streamed into staging by COPY (sent in pieces while the rest is
+    // built; the server starts the COPY while the batch is parsed), then either one MERGE (sent
+    // in the same query string as the COPY: no round trip between them) or one DELETE and one
+    // INSERT … ON CONFLICT, then COMMIT.
+    Counts write_batch(Connection& c, const sluice_batch& raw, bool merge) {
         const std::string copy_what = "writing the batch to " + what();
-        c.copy_send("BEGIN; " + copy_sql_, copy_what);
+        const std::string upsert_what = "upserting into " + what();
+        c.copy_send(merge ? merge_prefix_ + copy_sql_ + "; " + merge_sql_ + "; COMMIT" : "BEGIN; " + copy_sql_, copy_what);
         Transaction tx(c, "");
         // Parsed in place (strings point into this copy of the batch, nothing else is copied).
-        if (raw.format != SLUICE_FORMAT_JSON_ARRAY) throw Error("unsupported batch format " + std::to_string(raw.format));
         text_.assign(raw.data, raw.size);
         JsonDocument doc;
         doc.ParseInsitu<rapidjson::kParseFullPrecisionFlag>(text_.data());
@@ -282,7 +308,7 @@ public:
         c.copy_ready(copy_what);
         std::string copy, scratch;
         copy.reserve(kCopyPiece + 4096);
-        size_t deletes = 0, upserts = 0;
+        Counts n;
         ids_.clear();
         for (rapidjson::SizeType i = 0; i < size; ++i) {
             Entity e(doc[i], doc.GetAllocator());
@@ -292,7 +318,7 @@ public:
                             " of the batch has no string _id");
             ids_.emplace_back(*id);
             const bool deleted = e.deleted();
-            (deleted ? deletes : upserts)++;
+            (deleted ? n.deletes : n.upserts)++;
             std::optional<std::vector<std::string>> key_from_id;
             copy.append(std::to_string(i));
             copy.append(deleted ? "\tt" : "\tf");
@@ -333,29 +359,32 @@ public:
         }
         try {
             c.copy_put(copy, copy_what);
-            c.copy_end(copy_what);
+            c.copy_end(copy_what, upsert_what);
         } catch (const PgError& e) {
             throw located(e);
         }
+        if (merge) {
+            tx.committed();  // the COMMIT at the end of the query string has run
+            return n;
+        }
         const std::string& source = dedup_source_;
         std::string statements;
-        if (deletes) statements += delete_sql_head_ + source + delete_sql_tail_ + "; ";
-        if (upserts) statements += insert_sql_head_ + source + insert_sql_tail_ + "; ";
+        if (n.deletes) statements += delete_sql_head_ + source + delete_sql_tail_ + "; ";
+        if (n.upserts) statements += insert_sql_head_ + source + insert_sql_tail_ + "; ";
         statements += "COMMIT";
-        c.exec(statements, "upserting into " + what());
+        c.exec(statements, upsert_what);
         tx.committed();
-        host.metric("sql_sink_upserts", static_cast<double>(upserts));
-        host.metric("sql_sink_deletes", static_cast<double>(deletes));
+        return n;
     }
 
-private:
     std::string what() const { return "table '" + (schema_.empty() ? "" : schema_ + ".") + table_ + "'"; }
     std::string qualified(Connection& c) const { return (schema_.empty() ? "" : c.ident(schema_) + ".") + c.ident(table_); }
 
     // A COPY failure names the entity (line n of the batch) and the column.
     PgError located(const PgError& e) const {
         const std::string& ctx = e.context();
-        const size_t line_at = ctx.find(", line ");
+        const size_t copy_at = ctx.find("COPY sluice_stage_");  // not a failure of the statements after it
+        const size_t line_at = copy_at == std::string::npos ? copy_at : ctx.find(", line ", copy_at);
         if (line_at == std::string::npos || e.status() == SLUICE_RETRY) return e;
         const size_t line = std::strtoul(ctx.c_str() + line_at + 7, nullptr, 10);
         if (line == 0 || line > ids_.size()) return e;
@@ -495,8 +524,36 @@ private:
         }
         const bool has_timestamp = !timestamp_column_.empty() && info.count(timestamp_column_);
         relation_ = relation_text(c, oid);
+        merge_ = merge_fits(c, oid, key);
         build_statements(c, has_timestamp);
         prepared_ = true;
+    }
+
+    // Whether MERGE does exactly what INSERT … ON CONFLICT (key) does on this table: a plain
+    // table (MERGE takes no views or foreign tables in PostgreSQL 15, and partitioned tables are
+    // left to ON CONFLICT), no rules, no user triggers (ON CONFLICT fires BEFORE INSERT triggers
+    // for every row, MERGE only those of the action taken), and a unique index that ON CONFLICT
+    // would use as the arbiter (immediate, valid, no predicate or expressions, key columns = the
+    // key) — without one, ON CONFLICT fails, and MERGE must not quietly work instead.
+    bool merge_fits(Connection& c, const std::string& oid, const std::vector<std::string>& key) {
+        Result rel = c.exec(
+            "SELECT c.relkind = 'r' AND NOT c.relhasrules AND NOT EXISTS "
+            "(SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal) FROM pg_class c WHERE c.oid = $1::oid",
+            Params().add(oid), false, "inspecting " + what());
+        if (rel.rows() != 1 || rel.text(0, 0) != "t") return false;
+        Result idx = c.exec(
+            "SELECT i.indexrelid::int8, a.attname FROM pg_index i "
+            "CROSS JOIN LATERAL unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) AS k(attnum) "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+            "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indimmediate "
+            "AND i.indpred IS NULL AND i.indexprs IS NULL",
+            Params().add(oid), false, "reading the unique indexes of " + what());
+        std::map<std::string, std::set<std::string>> indexes;
+        for (int i = 0; i < idx.rows(); ++i) indexes[std::string(idx.text(i, 0))].emplace(idx.text(i, 1));
+        const std::set<std::string> wanted(key.begin(), key.end());
+        for (const auto& [index, columns] : indexes)
+            if (columns == wanted) return true;
+        return false;
     }
 
     // The table's oid, or "" when it does not exist. The exact (quoted) name first, then the name
@@ -566,6 +623,37 @@ private:
             new_values += (new_values.empty() ? "" : ", ") + ("EXCLUDED." + col + cast);
             if (!targets_[i].comparable && !targets_[i].is_json) comparable = false;
         }
+        // The same as one MERGE, for the tables where it fits (merge_fits): a MERGE finds the
+        // rows by a join and updates or deletes them directly, where ON CONFLICT first locks each
+        // conflicting row (a WAL record per row, even for an unchanged one) and the separate
+        // DELETE reads the batch again. Nested loops over the key index are forced: the staging
+        // table has no statistics, and a hash or merge join would read the whole target.
+        merge_prefix_ = "BEGIN; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; ";
+        std::string merge_set, merge_old, merge_new, merge_values;
+        for (size_t i = 0; i < targets_.size(); ++i) {
+            const std::string sc = "s.c" + std::to_string(i);
+            merge_values += (i ? ", " : "") + sc;
+            if (key_slot_[i] >= 0) continue;
+            const std::string col = c.ident(targets_[i].name);
+            const std::string cast = targets_[i].is_json ? "::jsonb" : "";
+            merge_set += (merge_set.empty() ? "" : ", ") + col + " = " + sc;
+            merge_old += (merge_old.empty() ? "" : ", ") + ("t." + col + cast);
+            merge_new += (merge_new.empty() ? "" : ", ") + (sc + cast);
+        }
+        const std::string now_value = has_timestamp ? ", now()" : "";
+        merge_sql_ = "MERGE INTO " + relation_ + " AS t USING " + dedup_source_ + " AS s ON " + key_match +
+                     " WHEN MATCHED AND s.s_del THEN DELETE";
+        if (!merge_set.empty()) {
+            merge_sql_ += " WHEN MATCHED";
+            if (comparable)
+                merge_sql_ += " AND (" + merge_old + ", NULL::int) IS DISTINCT FROM (" + merge_new + ", NULL::int)";
+            merge_sql_ += " THEN UPDATE SET " + merge_set +
+                          (has_timestamp ? ", " + c.ident(timestamp_column_) + " = now()" : "");
+        }
+        merge_sql_ += " WHEN NOT MATCHED AND NOT s.s_del THEN INSERT (" + cols +
+                      (has_timestamp ? ", " + c.ident(timestamp_column_) : "") + ") VALUES (" + merge_values +
+                      now_value + ")";
+
         insert_sql_tail_ = " AS s WHERE NOT s.s_del ON CONFLICT (" + key_cols + ") DO ";
         if (updates.empty()) {
             insert_sql_tail_ += "NOTHING";
@@ -598,6 +686,8 @@ private:
     std::vector<int> key_slot_;     // per target: position in the key, or -1
     std::string staging_, staging_ddl_, copy_sql_, dedup_source_;
     std::string delete_sql_head_, delete_sql_tail_, insert_sql_head_, insert_sql_tail_;
+    bool merge_ = false;  // MERGE does what ON CONFLICT does on this table (merge_fits)
+    std::string merge_prefix_, merge_sql_;
     std::string text_;                   // the current batch's text, parsed in place
     std::vector<std::string_view> ids_;  // the current batch's ids (into the parsed batch), to name a rejected row
 };

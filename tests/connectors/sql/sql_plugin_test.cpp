@@ -103,6 +103,8 @@ class SqlPluginTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testSchemas);
     CPPUNIT_TEST(testSinkUpsertsAndDeletes);
     CPPUNIT_TEST(testSinkKeyConflicts);
+    CPPUNIT_TEST(testSinkMergeMeetsAConcurrentInsert);
+    CPPUNIT_TEST(testSinkKeepsOnConflictWhereMergeDiffers);
     CPPUNIT_TEST(testSinkCreatesTableFromSchemaDefinition);
     CPPUNIT_TEST(testSinkTruncatesOnFullRun);
     CPPUNIT_TEST(testCredentialsAndReachability);
@@ -451,6 +453,64 @@ public:
         CPPUNIT_ASSERT_MESSAGE(host_->last_error(), host_->last_error().find("system 'pg-test'") != std::string::npos);
         CPPUNIT_ASSERT_MESSAGE(host_->last_error(), host_->last_error().find("racy_email_key") != std::string::npos);
         CPPUNIT_ASSERT_EQUAL(1L, db_->count("racy"));
+    }
+
+    // An unchanged row is left alone by MERGE (xmax stays 0), while ON CONFLICT DO UPDATE locks
+    // it (xmax set): which statement shape wrote a batch, seen from the table.
+    std::string xmax_after_unchanged_write(Instance& k, const std::string& table, const std::string& entity) {
+        write_ok(k, "[" + entity + "]");
+        write_ok(k, "[" + entity + "]");
+        return db_->value("SELECT xmax::text FROM " + table);
+    }
+
+    void testSinkMergeMeetsAConcurrentInsert() {
+        db_->exec("CREATE TABLE race (id int PRIMARY KEY, note text)");
+        Instance k = sink(R"({"type": "sql", "system": "pg-test", "table": "race"})");
+        CPPUNIT_ASSERT_EQUAL(std::string("0"), xmax_after_unchanged_write(k, "race", R"({"_id": "1", "id": 1, "note": "a"})"));
+        // Another writer inserts key 2 and commits while the sink's MERGE waits on it: the MERGE
+        // fails with a unique violation, and the batch is written again the ON CONFLICT way.
+        Db other(dsn_for(database_));
+        other.exec("BEGIN; INSERT INTO race VALUES (2, 'theirs')");
+        int32_t status = SLUICE_ERROR;
+        std::thread writer([&] { status = k.write(R"([{"_id": "2", "id": 2, "note": "ours"}, {"_id": "3", "id": 3, "note": "new"}])"); });
+        for (int i = 0; i < 400; ++i) {
+            if (db_->value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                           "wait_event_type = 'Lock' AND query LIKE '%MERGE%'") != "0")
+                break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(25));
+        }
+        other.exec("COMMIT");
+        writer.join();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(host_->last_error(), int32_t(SLUICE_OK), status);
+        CPPUNIT_ASSERT_EQUAL(std::string("1:a,2:ours,3:new"),
+                             db_->value("SELECT string_agg(id || ':' || note, ',' ORDER BY id) FROM race"));
+    }
+
+    void testSinkKeepsOnConflictWhereMergeDiffers() {
+        // A user trigger: ON CONFLICT fires BEFORE INSERT triggers for every row, MERGE does not,
+        // so such a table keeps the ON CONFLICT form (the trigger sees the update too).
+        db_->exec("CREATE TABLE seen (n int); CREATE TABLE trig (id int PRIMARY KEY, v text);"
+                  "CREATE FUNCTION count_insert() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$BEGIN INSERT INTO seen VALUES (NEW.id); RETURN NEW; END$$;"
+                  "CREATE TRIGGER counted BEFORE INSERT ON trig FOR EACH ROW EXECUTE FUNCTION count_insert()");
+        Instance trig = sink(R"({"type": "sql", "system": "pg-test", "table": "trig"})");
+        CPPUNIT_ASSERT(xmax_after_unchanged_write(trig, "trig", R"({"_id": "1", "id": 1, "v": "a"})") != "0");
+        write_ok(trig, R"([{"_id": "1", "id": 1, "v": "b"}])");
+        CPPUNIT_ASSERT_EQUAL(std::string("b"), db_->value("SELECT v FROM trig"));
+        CPPUNIT_ASSERT_EQUAL(3L, db_->count("seen"));
+        // A view (MERGE takes none in PostgreSQL 15) is written through ON CONFLICT.
+        db_->exec("CREATE TABLE base (id int PRIMARY KEY, v text); CREATE VIEW v_base AS SELECT * FROM base");
+        Instance view = sink(R"({"type": "sql", "system": "pg-test", "table": "v_base", "primary_key": "id"})");
+        write_ok(view, R"([{"_id": "1", "id": 1, "v": "a"}, {"_id": "2", "id": 2, "v": "b"}])");
+        write_ok(view, R"([{"_id": "1", "id": 1, "v": "c"}, {"_id": "2", "_deleted": true}])");
+        CPPUNIT_ASSERT_EQUAL(std::string("1:c"), db_->value("SELECT string_agg(id || ':' || v, ',') FROM base"));
+        // Key columns without a unique index: ON CONFLICT refuses them, and MERGE must not quietly
+        // accept them (duplicates would be updated together).
+        db_->exec("CREATE TABLE loose (id int, v text)");
+        Instance loose = sink(R"({"type": "sql", "system": "pg-test", "table": "loose", "primary_key": "id"})");
+        CPPUNIT_ASSERT_EQUAL(int32_t(SLUICE_ERROR), loose.write(R"([{"_id": "1", "id": 1, "v": "a"}])"));
+        CPPUNIT_ASSERT_MESSAGE(host_->last_error(), host_->last_error().find("no unique or exclusion constraint") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(0L, db_->count("loose"));
     }
 
     void testSinkCreatesTableFromSchemaDefinition() {
