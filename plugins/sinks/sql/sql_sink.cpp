@@ -1,7 +1,9 @@
 // The `sql` sink on a `system:postgresql` system (reference §3.6 "sql"): each batch is one
 // transaction — a text COPY of the batch into a temporary staging table, then one set-based
-// `DELETE … USING` for the entities with `_deleted: true` and one
-// `INSERT … ON CONFLICT (primary key) DO UPDATE` for the rest. Never a statement per entity.
+// `MERGE` that deletes the rows of entities with `_deleted: true`, updates changed rows and
+// inserts new ones (sent in the same query string as the COPY); where MERGE would not do exactly
+// what ON CONFLICT does (see merge_fits), one `DELETE … USING` and one
+// `INSERT … ON CONFLICT (primary key) DO UPDATE` instead. Never a statement per entity.
 // Typed values are converted back to the column's type (~t → timestamptz/date, ~f → numeric,
 // ~b → bytea, ~u → uuid, lists → arrays, objects → json/jsonb). See README.md.
 #include "pg_client.hpp"
@@ -76,8 +78,16 @@ struct BadValue : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// "~:crm:42" → "42", "~:42" → "42": a namespaced identifier's plain id (as DTL's ni-id).
+std::string_view plain_id(std::string_view ni) {
+    std::string_view body = ni.substr(2);
+    const size_t colon = body.find(':');
+    return colon == std::string_view::npos ? body : body.substr(colon + 1);
+}
+
 // The PostgreSQL input text of a scalar entity value for a column of class `cls` (not escaped).
-void scalar_text(const Json& v, Class cls, std::string& out) {
+// `plain_ni`: a namespaced identifier is written as its plain id (remove_namespaces).
+void scalar_text(const Json& v, Class cls, bool plain_ni, std::string& out) {
     if (v.IsString()) {
         std::string_view s = as_view(v);
         const TypedKind kind = typed_kind(s);
@@ -92,7 +102,8 @@ void scalar_text(const Json& v, Class cls, std::string& out) {
             return;
         }
         // A typed value is written as its value: "~t2015-01-02T03:04:05Z" → 2015-01-02T03:04:05Z.
-        if (kind != TypedKind::None) s.remove_prefix(2);
+        if (kind == TypedKind::NamespacedId && plain_ni) s = plain_id(s);
+        else if (kind != TypedKind::None) s.remove_prefix(2);
         out.append(s);
         return;
     }
@@ -124,7 +135,7 @@ void scalar_text(const Json& v, Class cls, std::string& out) {
 }
 
 // A PostgreSQL array literal from a JSON list (nested lists → more dimensions).
-void array_literal(const Json& list, Class element, std::string& out) {
+void array_literal(const Json& list, Class element, bool plain_ni, std::string& out) {
     out.push_back('{');
     bool first = true;
     std::string text;
@@ -134,11 +145,11 @@ void array_literal(const Json& list, Class element, std::string& out) {
         if (item.IsNull()) {
             out.append("NULL");
         } else if (item.IsArray()) {
-            array_literal(item, element, out);
+            array_literal(item, element, plain_ni, out);
         } else {
             text.clear();
             if (element == Class::Json) text = to_json(item);
-            else scalar_text(item, element, text);
+            else scalar_text(item, element, plain_ni, text);
             out.push_back('"');
             for (char c : text) {
                 if (c == '"' || c == '\\') out.push_back('\\');
@@ -150,15 +161,15 @@ void array_literal(const Json& list, Class element, std::string& out) {
     out.push_back('}');
 }
 
-void copy_field(const Json* v, const Target& t, std::string& out, std::string& scratch) {
+void copy_field(const Json* v, const Target& t, bool plain_ni, std::string& out, std::string& scratch) {
     if (!v || v->IsNull()) {
         out.append("\\N");
         return;
     }
     scratch.clear();
     if (t.cls == Class::Json) scratch = to_json(*v);
-    else if (t.cls == Class::Array && v->IsArray()) array_literal(*v, t.element, scratch);
-    else scalar_text(*v, t.cls, scratch);
+    else if (t.cls == Class::Array && v->IsArray()) array_literal(*v, t.element, plain_ni, scratch);
+    else scalar_text(*v, t.cls, plain_ni, scratch);
     copy_escape(out, scratch);
 }
 
@@ -209,6 +220,7 @@ public:
         recreate_first_ = bool_or(config_, "recreate_table_on_first_run", false);
         skip_identity_ = bool_or(config_, "skip_identity_columns", false);
         timestamp_column_ = string_or(config_, "timestamp", "");
+        remove_namespaces_ = bool_or(config_, "remove_namespaces", false);
         if (const Json* defs = find_member(config_, "schema_definition"); defs && !defs->IsNull()) {
             if (!defs->IsArray()) throw Error(who + ": 'schema_definition' must be a list", SLUICE_FATAL);
             for (const Json& d : defs->GetArray()) {
@@ -319,13 +331,14 @@ private:
             ids_.emplace_back(*id);
             const bool deleted = e.deleted();
             (deleted ? n.deletes : n.upserts)++;
+            if (remove_namespaces_) strip_namespaces(doc[i]);
             std::optional<std::vector<std::string>> key_from_id;
             copy.append(std::to_string(i));
             copy.append(deleted ? "\tt" : "\tf");
             for (size_t col = 0; col < targets_.size(); ++col) {
                 const Target& t = targets_[col];
                 copy.push_back('\t');
-                const Json* v = e.get(t.property);
+                const Json* v = remove_namespaces_ ? stripped_[col] : e.get(t.property);
                 const bool is_key = key_slot_[col] >= 0;
                 if (deleted && !is_key) {
                     copy.append("\\N");
@@ -345,7 +358,7 @@ private:
                 }
                 if (!v && t.fallback) v = t.fallback;
                 try {
-                    copy_field(v, t, copy, scratch);
+                    copy_field(v, t, remove_namespaces_, copy, scratch);
                 } catch (const BadValue& bad) {
                     throw Error("system '" + system_.id + "': " + what() + ": entity '" + std::string(*id) +
                                 "', property '" + t.property + "': " + bad.what());
@@ -375,6 +388,20 @@ private:
         c.exec(statements, upsert_what);
         tx.committed();
         return n;
+    }
+
+    // remove_namespaces: each column's value from the property of its name with any namespace
+    // prefix removed ("crm:name" → "name", as DTL's strip-ns, which also decides a clash: the last
+    // of the entity's properties that strip to the same name wins).
+    void strip_namespaces(const Json& entity) {
+        std::fill(stripped_.begin(), stripped_.end(), nullptr);
+        for (auto m = entity.MemberBegin(); m != entity.MemberEnd(); ++m) {
+            std::string_view name = as_view(m->name);
+            if (const size_t colon = name.rfind(':'); colon != std::string_view::npos) name.remove_prefix(colon + 1);
+            auto it = columns_of_.find(name);
+            if (it == columns_of_.end()) continue;
+            for (size_t col : it->second) stripped_[col] = &m->value;
+        }
     }
 
     std::string what() const { return "table '" + (schema_.empty() ? "" : schema_ + ".") + table_ + "'"; }
@@ -410,7 +437,7 @@ private:
             if (!d.allow_null) ddl += " NOT NULL";
             if (d.fallback && !d.fallback->IsNull()) {
                 std::string text;
-                scalar_text(*d.fallback, Class::Text, text);
+                scalar_text(*d.fallback, Class::Text, false, text);
                 ddl += " DEFAULT " + c.literal(text);
             }
         }
@@ -511,6 +538,9 @@ private:
             if (key.empty())
                 throw Error("system '" + system_.id + "': " + what() + " has no primary key; set 'primary_key'");
         }
+        columns_of_.clear();
+        for (size_t i = 0; i < targets_.size(); ++i) columns_of_[targets_[i].property].push_back(i);
+        stripped_.assign(targets_.size(), nullptr);
         key_cols_.clear();
         key_slot_.assign(targets_.size(), -1);
         for (size_t k = 0; k < key.size(); ++k) {
@@ -678,12 +708,15 @@ private:
     std::vector<std::string> primary_key_;
     std::vector<Definition> definitions_;
     bool create_if_missing_ = false, truncate_first_ = false, recreate_first_ = false, skip_identity_ = false;
+    bool remove_namespaces_ = false;
 
     bool prepared_ = false;
     std::string relation_;
     std::vector<Target> targets_;
     std::vector<size_t> key_cols_;  // indexes into targets_, in key order
     std::vector<int> key_slot_;     // per target: position in the key, or -1
+    std::map<std::string, std::vector<size_t>, std::less<>> columns_of_;  // property → targets_ it fills
+    std::vector<const Json*> stripped_;  // per target: its value in the current entity (remove_namespaces)
     std::string staging_, staging_ddl_, copy_sql_, dedup_source_;
     std::string delete_sql_head_, delete_sql_tail_, insert_sql_head_, insert_sql_tail_;
     bool merge_ = false;  // MERGE does what ON CONFLICT does on this table (merge_fits)

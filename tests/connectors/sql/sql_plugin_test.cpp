@@ -105,6 +105,7 @@ class SqlPluginTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testSinkKeyConflicts);
     CPPUNIT_TEST(testSinkMergeMeetsAConcurrentInsert);
     CPPUNIT_TEST(testSinkKeepsOnConflictWhereMergeDiffers);
+    CPPUNIT_TEST(testSinkRemovesNamespaces);
     CPPUNIT_TEST(testSinkCreatesTableFromSchemaDefinition);
     CPPUNIT_TEST(testSinkTruncatesOnFullRun);
     CPPUNIT_TEST(testCredentialsAndReachability);
@@ -511,6 +512,33 @@ public:
         CPPUNIT_ASSERT_EQUAL(int32_t(SLUICE_ERROR), loose.write(R"([{"_id": "1", "id": 1, "v": "a"}])"));
         CPPUNIT_ASSERT_MESSAGE(host_->last_error(), host_->last_error().find("no unique or exclusion constraint") != std::string::npos);
         CPPUNIT_ASSERT_EQUAL(0L, db_->count("loose"));
+    }
+
+    void testSinkRemovesNamespaces() {
+        db_->exec("CREATE TABLE ns (id int PRIMARY KEY, name text, ref text, refs text[], doc jsonb)");
+        Instance plain = sink(R"({"type": "sql", "system": "pg-test", "table": "ns"})");
+        // Off (the default: this node does not namespace identifiers): namespaced properties
+        // have no column, and a namespaced identifier keeps its namespace.
+        write_ok(plain, R"([{"_id": "1", "crm:name": "Ann", "ref": "~:crm:42", "refs": ["~:crm:1", "~:2"]}])");
+        CPPUNIT_ASSERT_EQUAL(std::string("1||crm:42|{crm:1,2}"), db_->value("SELECT concat_ws('|', id, coalesce(name, ''), ref, refs) FROM ns"));
+
+        Instance k = sink(R"({"type": "sql", "system": "pg-test", "table": "ns", "remove_namespaces": true})");
+        // Property names lose their namespace (the key too), identifiers become plain ids (in
+        // lists as well); JSON values are written as they are.
+        write_ok(k, R"([{"_id": "crm:2", "crm:id": 2, "crm:name": "Bob", "crm:ref": "~:crm:42", "erp:refs": ["~:crm:1", "~:2", "x"],
+                         "crm:doc": {"crm:k": "~:crm:7"}},
+                        {"_id": "3", "name": "plain", "crm:name": "namespaced"},
+                        {"_id": "4", "erp:name": "first", "crm:name": "last", "ref": "id:with:colons"},
+                        {"_id": "1", "_deleted": true}])");
+        CPPUNIT_ASSERT_EQUAL(std::string("2:Bob:42:{1,2,x}:{\"crm:k\": \"~:crm:7\"},3:namespaced:::,4:last:id:with:colons::"),
+                             db_->value("SELECT string_agg(concat_ws(':', id, name, coalesce(ref, ''), coalesce(refs::text, ''), "
+                                        "coalesce(doc::text, '')), ',' ORDER BY id) FROM ns"));
+        // With schema_definition, source_property names the property without its namespace.
+        Instance mapped = sink(R"({"type": "sql", "system": "pg-test", "table": "ns", "remove_namespaces": true,
+                                   "schema_definition": [{"source_property": "code", "name": "id", "type": "integer", "primary_key": true},
+                                                         {"source_property": "label", "name": "name"}]})");
+        write_ok(mapped, R"([{"_id": "x", "crm:code": 9, "crm:label": "~:crm:nine"}])");
+        CPPUNIT_ASSERT_EQUAL(std::string("nine"), db_->value("SELECT name FROM ns WHERE id = 9"));
     }
 
     void testSinkCreatesTableFromSchemaDefinition() {
