@@ -276,16 +276,18 @@ void Connection::copy_put(const std::string& data, const std::string& what) {
     }
 }
 
-void Connection::copy_end(const std::string& what) {
+void Connection::copy_end(const std::string& what, const std::string& after) {
     if (PQputCopyEnd(conn_, nullptr) != 1)
         throw PgError("system '" + system_id_ + "': " + what + ": " + trimmed(PQerrorMessage(conn_)), "08006", true);
     std::optional<PgError> failure;
+    bool copy_done = false;  // the first result is the COPY's, the rest are the statements after it
     while (PGresult* r = PQgetResult(conn_)) {
         try {
-            check(r, what);
+            check(r, copy_done && !after.empty() ? after : what);
         } catch (const PgError& e) {
             if (!failure) failure = e;
         }
+        copy_done = true;
     }
     if (failure) throw *failure;
 }

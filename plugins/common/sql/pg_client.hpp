@@ -157,11 +157,14 @@ public:
     // COPY … FROM STDIN, streamed: copy_send() sends `sql` (which may start with other
     // statements, e.g. "BEGIN; COPY …") and returns at once, copy_ready() waits until the server
     // takes data, copy_put() sends rows as they are built (the server parses while the next rows
-    // are built), copy_end() finishes and throws the server's error.
+    // are built), copy_end() finishes and throws the server's error. `sql` may also go on after
+    // the COPY ("…; COPY … FROM STDIN; MERGE …; COMMIT"): the server runs the rest of the string
+    // once the data has ended, with no further round trip; copy_end() then waits for those
+    // statements too and names a failure among them with `after`.
     void copy_send(const std::string& sql, const std::string& what);
     void copy_ready(const std::string& what);
     void copy_put(const std::string& data, const std::string& what);
-    void copy_end(const std::string& what);
+    void copy_end(const std::string& what, const std::string& after = {});
     // Streams one query's rows (binary columns) in single-row mode: nothing but the current row
     // is held. Returns the next row (a PGRES_SINGLE_TUPLE result), or an empty Result at the end.
     void stream_begin(const std::string& sql, const Params& params, const std::string& what);

@@ -1,7 +1,9 @@
 // The `sql` sink on a `system:postgresql` system (reference §3.6 "sql"): each batch is one
 // transaction — a text COPY of the batch into a temporary staging table, then one set-based
-// `DELETE … USING` for the entities with `_deleted: true` and one
-// `INSERT … ON CONFLICT (primary key) DO UPDATE` for the rest. Never a statement per entity.
+// `MERGE` that deletes the rows of entities with `_deleted: true`, updates changed rows and
+// inserts new ones (sent in the same query string as the COPY); where MERGE would not do exactly
+// what ON CONFLICT does (see merge_fits), one `DELETE … USING` and one
+// `INSERT … ON CONFLICT (primary key) DO UPDATE` instead. Never a statement per entity.
 // Typed values are converted back to the column's type (~t → timestamptz/date, ~f → numeric,
 // ~b → bytea, ~u → uuid, lists → arrays, objects → json/jsonb). See README.md.
 #include "pg_client.hpp"
@@ -76,8 +78,16 @@ struct BadValue : std::runtime_error {
     using std::runtime_error::runtime_error;
 };
 
+// "~:crm:42" → "42", "~:42" → "42": a namespaced identifier's plain id (as DTL's ni-id).
+std::string_view plain_id(std::string_view ni) {
+    std::string_view body = ni.substr(2);
+    const size_t colon = body.find(':');
+    return colon == std::string_view::npos ? body : body.substr(colon + 1);
+}
+
 // The PostgreSQL input text of a scalar entity value for a column of class `cls` (not escaped).
-void scalar_text(const Json& v, Class cls, std::string& out) {
+// `plain_ni`: a namespaced identifier is written as its plain id (remove_namespaces).
+void scalar_text(const Json& v, Class cls, bool plain_ni, std::string& out) {
     if (v.IsString()) {
         std::string_view s = as_view(v);
         const TypedKind kind = typed_kind(s);
@@ -92,7 +102,8 @@ void scalar_text(const Json& v, Class cls, std::string& out) {
             return;
         }
         // A typed value is written as its value: "~t2015-01-02T03:04:05Z" → 2015-01-02T03:04:05Z.
-        if (kind != TypedKind::None) s.remove_prefix(2);
+        if (kind == TypedKind::NamespacedId && plain_ni) s = plain_id(s);
+        else if (kind != TypedKind::None) s.remove_prefix(2);
         out.append(s);
         return;
     }
@@ -124,7 +135,7 @@ void scalar_text(const Json& v, Class cls, std::string& out) {
 }
 
 // A PostgreSQL array literal from a JSON list (nested lists → more dimensions).
-void array_literal(const Json& list, Class element, std::string& out) {
+void array_literal(const Json& list, Class element, bool plain_ni, std::string& out) {
     out.push_back('{');
     bool first = true;
     std::string text;
@@ -134,11 +145,11 @@ void array_literal(const Json& list, Class element, std::string& out) {
         if (item.IsNull()) {
             out.append("NULL");
         } else if (item.IsArray()) {
-            array_literal(item, element, out);
+            array_literal(item, element, plain_ni, out);
         } else {
             text.clear();
             if (element == Class::Json) text = to_json(item);
-            else scalar_text(item, element, text);
+            else scalar_text(item, element, plain_ni, text);
             out.push_back('"');
             for (char c : text) {
                 if (c == '"' || c == '\\') out.push_back('\\');
@@ -150,15 +161,15 @@ void array_literal(const Json& list, Class element, std::string& out) {
     out.push_back('}');
 }
 
-void copy_field(const Json* v, const Target& t, std::string& out, std::string& scratch) {
+void copy_field(const Json* v, const Target& t, bool plain_ni, std::string& out, std::string& scratch) {
     if (!v || v->IsNull()) {
         out.append("\\N");
         return;
     }
     scratch.clear();
     if (t.cls == Class::Json) scratch = to_json(*v);
-    else if (t.cls == Class::Array && v->IsArray()) array_literal(*v, t.element, scratch);
-    else scalar_text(*v, t.cls, scratch);
+    else if (t.cls == Class::Array && v->IsArray()) array_literal(*v, t.element, plain_ni, scratch);
+    else scalar_text(*v, t.cls, plain_ni, scratch);
     copy_escape(out, scratch);
 }
 
@@ -209,6 +220,7 @@ public:
         recreate_first_ = bool_or(config_, "recreate_table_on_first_run", false);
         skip_identity_ = bool_or(config_, "skip_identity_columns", false);
         timestamp_column_ = string_or(config_, "timestamp", "");
+        remove_namespaces_ = bool_or(config_, "remove_namespaces", false);
         if (const Json* defs = find_member(config_, "schema_definition"); defs && !defs->IsNull()) {
             if (!defs->IsArray()) throw Error(who + ": 'schema_definition' must be a list", SLUICE_FATAL);
             for (const Json& d : defs->GetArray()) {
@@ -258,19 +270,45 @@ public:
 
     void write(Host& host, const sluice_batch& raw) override {
         if (raw.count == 0 && std::string_view(raw.data, raw.size).find('{') == std::string_view::npos) return;
+        if (raw.format != SLUICE_FORMAT_JSON_ARRAY) throw Error("unsupported batch format " + std::to_string(raw.format));
         Pool::Lease lease = pool_->acquire();
         Connection& c = *lease;
         if (!prepared_) prepare(c);
         ensure_staging(c);
+        Counts n;
+        if (merge_ && PQserverVersion(c.raw()) >= 150000) {
+            try {
+                n = write_batch(c, raw, true);
+            } catch (const PgError& e) {
+                // MERGE, unlike ON CONFLICT, fails with a unique violation when another writer
+                // inserts one of the batch's keys after the MERGE looked for it. The batch was
+                // rolled back: write it again the ON CONFLICT way, which takes such a row as an
+                // update. (A violation of another unique index fails there too, and is reported.)
+                if (e.sqlstate() != "23505") throw;
+                n = write_batch(c, raw, false);
+            }
+        } else {
+            n = write_batch(c, raw, false);
+        }
+        host.metric("sql_sink_upserts", static_cast<double>(n.upserts));
+        host.metric("sql_sink_deletes", static_cast<double>(n.deletes));
+    }
 
-        // One transaction: the batch streamed into staging by COPY (sent in pieces while the rest
-        // is built; the server starts the COPY while the batch is parsed), then one DELETE and one
-        // INSERT … ON CONFLICT, then COMMIT.
+private:
+    struct Counts {
+        size_t deletes = 0, upserts = 0;
+    };
+
+    // One transaction: the batch streamed into staging by COPY (sent in pieces while the rest is
+    // built; the server starts the COPY while the batch is parsed), then either one MERGE (sent
+    // in the same query string as the COPY: no round trip between them) or one DELETE and one
+    // INSERT … ON CONFLICT, then COMMIT.
+    Counts write_batch(Connection& c, const sluice_batch& raw, bool merge) {
         const std::string copy_what = "writing the batch to " + what();
-        c.copy_send("BEGIN; " + copy_sql_, copy_what);
+        const std::string upsert_what = "upserting into " + what();
+        c.copy_send(merge ? merge_prefix_ + copy_sql_ + "; " + merge_sql_ + "; COMMIT" : "BEGIN; " + copy_sql_, copy_what);
         Transaction tx(c, "");
         // Parsed in place (strings point into this copy of the batch, nothing else is copied).
-        if (raw.format != SLUICE_FORMAT_JSON_ARRAY) throw Error("unsupported batch format " + std::to_string(raw.format));
         text_.assign(raw.data, raw.size);
         JsonDocument doc;
         doc.ParseInsitu<rapidjson::kParseFullPrecisionFlag>(text_.data());
@@ -282,7 +320,7 @@ public:
         c.copy_ready(copy_what);
         std::string copy, scratch;
         copy.reserve(kCopyPiece + 4096);
-        size_t deletes = 0, upserts = 0;
+        Counts n;
         ids_.clear();
         for (rapidjson::SizeType i = 0; i < size; ++i) {
             Entity e(doc[i], doc.GetAllocator());
@@ -292,14 +330,15 @@ public:
                             " of the batch has no string _id");
             ids_.emplace_back(*id);
             const bool deleted = e.deleted();
-            (deleted ? deletes : upserts)++;
+            (deleted ? n.deletes : n.upserts)++;
+            if (remove_namespaces_) strip_namespaces(doc[i]);
             std::optional<std::vector<std::string>> key_from_id;
             copy.append(std::to_string(i));
             copy.append(deleted ? "\tt" : "\tf");
             for (size_t col = 0; col < targets_.size(); ++col) {
                 const Target& t = targets_[col];
                 copy.push_back('\t');
-                const Json* v = e.get(t.property);
+                const Json* v = remove_namespaces_ ? stripped_[col] : e.get(t.property);
                 const bool is_key = key_slot_[col] >= 0;
                 if (deleted && !is_key) {
                     copy.append("\\N");
@@ -319,7 +358,7 @@ public:
                 }
                 if (!v && t.fallback) v = t.fallback;
                 try {
-                    copy_field(v, t, copy, scratch);
+                    copy_field(v, t, remove_namespaces_, copy, scratch);
                 } catch (const BadValue& bad) {
                     throw Error("system '" + system_.id + "': " + what() + ": entity '" + std::string(*id) +
                                 "', property '" + t.property + "': " + bad.what());
@@ -333,29 +372,46 @@ public:
         }
         try {
             c.copy_put(copy, copy_what);
-            c.copy_end(copy_what);
+            c.copy_end(copy_what, upsert_what);
         } catch (const PgError& e) {
             throw located(e);
         }
+        if (merge) {
+            tx.committed();  // the COMMIT at the end of the query string has run
+            return n;
+        }
         const std::string& source = dedup_source_;
         std::string statements;
-        if (deletes) statements += delete_sql_head_ + source + delete_sql_tail_ + "; ";
-        if (upserts) statements += insert_sql_head_ + source + insert_sql_tail_ + "; ";
+        if (n.deletes) statements += delete_sql_head_ + source + delete_sql_tail_ + "; ";
+        if (n.upserts) statements += insert_sql_head_ + source + insert_sql_tail_ + "; ";
         statements += "COMMIT";
-        c.exec(statements, "upserting into " + what());
+        c.exec(statements, upsert_what);
         tx.committed();
-        host.metric("sql_sink_upserts", static_cast<double>(upserts));
-        host.metric("sql_sink_deletes", static_cast<double>(deletes));
+        return n;
     }
 
-private:
+    // remove_namespaces: each column's value from the property of its name with any namespace
+    // prefix removed ("crm:name" → "name", as DTL's strip-ns, which also decides a clash: the last
+    // of the entity's properties that strip to the same name wins).
+    void strip_namespaces(const Json& entity) {
+        std::fill(stripped_.begin(), stripped_.end(), nullptr);
+        for (auto m = entity.MemberBegin(); m != entity.MemberEnd(); ++m) {
+            std::string_view name = as_view(m->name);
+            if (const size_t colon = name.rfind(':'); colon != std::string_view::npos) name.remove_prefix(colon + 1);
+            auto it = columns_of_.find(name);
+            if (it == columns_of_.end()) continue;
+            for (size_t col : it->second) stripped_[col] = &m->value;
+        }
+    }
+
     std::string what() const { return "table '" + (schema_.empty() ? "" : schema_ + ".") + table_ + "'"; }
     std::string qualified(Connection& c) const { return (schema_.empty() ? "" : c.ident(schema_) + ".") + c.ident(table_); }
 
     // A COPY failure names the entity (line n of the batch) and the column.
     PgError located(const PgError& e) const {
         const std::string& ctx = e.context();
-        const size_t line_at = ctx.find(", line ");
+        const size_t copy_at = ctx.find("COPY sluice_stage_");  // not a failure of the statements after it
+        const size_t line_at = copy_at == std::string::npos ? copy_at : ctx.find(", line ", copy_at);
         if (line_at == std::string::npos || e.status() == SLUICE_RETRY) return e;
         const size_t line = std::strtoul(ctx.c_str() + line_at + 7, nullptr, 10);
         if (line == 0 || line > ids_.size()) return e;
@@ -381,7 +437,7 @@ private:
             if (!d.allow_null) ddl += " NOT NULL";
             if (d.fallback && !d.fallback->IsNull()) {
                 std::string text;
-                scalar_text(*d.fallback, Class::Text, text);
+                scalar_text(*d.fallback, Class::Text, false, text);
                 ddl += " DEFAULT " + c.literal(text);
             }
         }
@@ -482,6 +538,9 @@ private:
             if (key.empty())
                 throw Error("system '" + system_.id + "': " + what() + " has no primary key; set 'primary_key'");
         }
+        columns_of_.clear();
+        for (size_t i = 0; i < targets_.size(); ++i) columns_of_[targets_[i].property].push_back(i);
+        stripped_.assign(targets_.size(), nullptr);
         key_cols_.clear();
         key_slot_.assign(targets_.size(), -1);
         for (size_t k = 0; k < key.size(); ++k) {
@@ -495,8 +554,36 @@ private:
         }
         const bool has_timestamp = !timestamp_column_.empty() && info.count(timestamp_column_);
         relation_ = relation_text(c, oid);
+        merge_ = merge_fits(c, oid, key);
         build_statements(c, has_timestamp);
         prepared_ = true;
+    }
+
+    // Whether MERGE does exactly what INSERT … ON CONFLICT (key) does on this table: a plain
+    // table (MERGE takes no views or foreign tables in PostgreSQL 15, and partitioned tables are
+    // left to ON CONFLICT), no rules, no user triggers (ON CONFLICT fires BEFORE INSERT triggers
+    // for every row, MERGE only those of the action taken), and a unique index that ON CONFLICT
+    // would use as the arbiter (immediate, valid, no predicate or expressions, key columns = the
+    // key) — without one, ON CONFLICT fails, and MERGE must not quietly work instead.
+    bool merge_fits(Connection& c, const std::string& oid, const std::vector<std::string>& key) {
+        Result rel = c.exec(
+            "SELECT c.relkind = 'r' AND NOT c.relhasrules AND NOT EXISTS "
+            "(SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal) FROM pg_class c WHERE c.oid = $1::oid",
+            Params().add(oid), false, "inspecting " + what());
+        if (rel.rows() != 1 || rel.text(0, 0) != "t") return false;
+        Result idx = c.exec(
+            "SELECT i.indexrelid::int8, a.attname FROM pg_index i "
+            "CROSS JOIN LATERAL unnest((i.indkey::int2[])[0:i.indnkeyatts - 1]) AS k(attnum) "
+            "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+            "WHERE i.indrelid = $1::oid AND i.indisunique AND i.indisvalid AND i.indimmediate "
+            "AND i.indpred IS NULL AND i.indexprs IS NULL",
+            Params().add(oid), false, "reading the unique indexes of " + what());
+        std::map<std::string, std::set<std::string>> indexes;
+        for (int i = 0; i < idx.rows(); ++i) indexes[std::string(idx.text(i, 0))].emplace(idx.text(i, 1));
+        const std::set<std::string> wanted(key.begin(), key.end());
+        for (const auto& [index, columns] : indexes)
+            if (columns == wanted) return true;
+        return false;
     }
 
     // The table's oid, or "" when it does not exist. The exact (quoted) name first, then the name
@@ -566,6 +653,37 @@ private:
             new_values += (new_values.empty() ? "" : ", ") + ("EXCLUDED." + col + cast);
             if (!targets_[i].comparable && !targets_[i].is_json) comparable = false;
         }
+        // The same as one MERGE, for the tables where it fits (merge_fits): a MERGE finds the
+        // rows by a join and updates or deletes them directly, where ON CONFLICT first locks each
+        // conflicting row (a WAL record per row, even for an unchanged one) and the separate
+        // DELETE reads the batch again. Nested loops over the key index are forced: the staging
+        // table has no statistics, and a hash or merge join would read the whole target.
+        merge_prefix_ = "BEGIN; SET LOCAL enable_hashjoin = off; SET LOCAL enable_mergejoin = off; ";
+        std::string merge_set, merge_old, merge_new, merge_values;
+        for (size_t i = 0; i < targets_.size(); ++i) {
+            const std::string sc = "s.c" + std::to_string(i);
+            merge_values += (i ? ", " : "") + sc;
+            if (key_slot_[i] >= 0) continue;
+            const std::string col = c.ident(targets_[i].name);
+            const std::string cast = targets_[i].is_json ? "::jsonb" : "";
+            merge_set += (merge_set.empty() ? "" : ", ") + col + " = " + sc;
+            merge_old += (merge_old.empty() ? "" : ", ") + ("t." + col + cast);
+            merge_new += (merge_new.empty() ? "" : ", ") + (sc + cast);
+        }
+        const std::string now_value = has_timestamp ? ", now()" : "";
+        merge_sql_ = "MERGE INTO " + relation_ + " AS t USING " + dedup_source_ + " AS s ON " + key_match +
+                     " WHEN MATCHED AND s.s_del THEN DELETE";
+        if (!merge_set.empty()) {
+            merge_sql_ += " WHEN MATCHED";
+            if (comparable)
+                merge_sql_ += " AND (" + merge_old + ", NULL::int) IS DISTINCT FROM (" + merge_new + ", NULL::int)";
+            merge_sql_ += " THEN UPDATE SET " + merge_set +
+                          (has_timestamp ? ", " + c.ident(timestamp_column_) + " = now()" : "");
+        }
+        merge_sql_ += " WHEN NOT MATCHED AND NOT s.s_del THEN INSERT (" + cols +
+                      (has_timestamp ? ", " + c.ident(timestamp_column_) : "") + ") VALUES (" + merge_values +
+                      now_value + ")";
+
         insert_sql_tail_ = " AS s WHERE NOT s.s_del ON CONFLICT (" + key_cols + ") DO ";
         if (updates.empty()) {
             insert_sql_tail_ += "NOTHING";
@@ -590,14 +708,19 @@ private:
     std::vector<std::string> primary_key_;
     std::vector<Definition> definitions_;
     bool create_if_missing_ = false, truncate_first_ = false, recreate_first_ = false, skip_identity_ = false;
+    bool remove_namespaces_ = false;
 
     bool prepared_ = false;
     std::string relation_;
     std::vector<Target> targets_;
     std::vector<size_t> key_cols_;  // indexes into targets_, in key order
     std::vector<int> key_slot_;     // per target: position in the key, or -1
+    std::map<std::string, std::vector<size_t>, std::less<>> columns_of_;  // property → targets_ it fills
+    std::vector<const Json*> stripped_;  // per target: its value in the current entity (remove_namespaces)
     std::string staging_, staging_ddl_, copy_sql_, dedup_source_;
     std::string delete_sql_head_, delete_sql_tail_, insert_sql_head_, insert_sql_tail_;
+    bool merge_ = false;  // MERGE does what ON CONFLICT does on this table (merge_fits)
+    std::string merge_prefix_, merge_sql_;
     std::string text_;                   // the current batch's text, parsed in place
     std::vector<std::string_view> ids_;  // the current batch's ids (into the parsed batch), to name a rejected row
 };

@@ -103,6 +103,9 @@ class SqlPluginTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testSchemas);
     CPPUNIT_TEST(testSinkUpsertsAndDeletes);
     CPPUNIT_TEST(testSinkKeyConflicts);
+    CPPUNIT_TEST(testSinkMergeMeetsAConcurrentInsert);
+    CPPUNIT_TEST(testSinkKeepsOnConflictWhereMergeDiffers);
+    CPPUNIT_TEST(testSinkRemovesNamespaces);
     CPPUNIT_TEST(testSinkCreatesTableFromSchemaDefinition);
     CPPUNIT_TEST(testSinkTruncatesOnFullRun);
     CPPUNIT_TEST(testCredentialsAndReachability);
@@ -451,6 +454,91 @@ public:
         CPPUNIT_ASSERT_MESSAGE(host_->last_error(), host_->last_error().find("system 'pg-test'") != std::string::npos);
         CPPUNIT_ASSERT_MESSAGE(host_->last_error(), host_->last_error().find("racy_email_key") != std::string::npos);
         CPPUNIT_ASSERT_EQUAL(1L, db_->count("racy"));
+    }
+
+    // An unchanged row is left alone by MERGE (xmax stays 0), while ON CONFLICT DO UPDATE locks
+    // it (xmax set): which statement shape wrote a batch, seen from the table.
+    std::string xmax_after_unchanged_write(Instance& k, const std::string& table, const std::string& entity) {
+        write_ok(k, "[" + entity + "]");
+        write_ok(k, "[" + entity + "]");
+        return db_->value("SELECT xmax::text FROM " + table);
+    }
+
+    void testSinkMergeMeetsAConcurrentInsert() {
+        db_->exec("CREATE TABLE race (id int PRIMARY KEY, note text)");
+        Instance k = sink(R"({"type": "sql", "system": "pg-test", "table": "race"})");
+        CPPUNIT_ASSERT_EQUAL(std::string("0"), xmax_after_unchanged_write(k, "race", R"({"_id": "1", "id": 1, "note": "a"})"));
+        // Another writer inserts key 2 and commits while the sink's MERGE waits on it: the MERGE
+        // fails with a unique violation, and the batch is written again the ON CONFLICT way.
+        Db other(dsn_for(database_));
+        other.exec("BEGIN; INSERT INTO race VALUES (2, 'theirs')");
+        int32_t status = SLUICE_ERROR;
+        std::thread writer([&] { status = k.write(R"([{"_id": "2", "id": 2, "note": "ours"}, {"_id": "3", "id": 3, "note": "new"}])"); });
+        for (int i = 0; i < 400; ++i) {
+            if (db_->value("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                           "wait_event_type = 'Lock' AND query LIKE '%MERGE%'") != "0")
+                break;
+            std::this_thread::sleep_for(std::chrono::milliseconds(25));
+        }
+        other.exec("COMMIT");
+        writer.join();
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(host_->last_error(), int32_t(SLUICE_OK), status);
+        CPPUNIT_ASSERT_EQUAL(std::string("1:a,2:ours,3:new"),
+                             db_->value("SELECT string_agg(id || ':' || note, ',' ORDER BY id) FROM race"));
+    }
+
+    void testSinkKeepsOnConflictWhereMergeDiffers() {
+        // A user trigger: ON CONFLICT fires BEFORE INSERT triggers for every row, MERGE does not,
+        // so such a table keeps the ON CONFLICT form (the trigger sees the update too).
+        db_->exec("CREATE TABLE seen (n int); CREATE TABLE trig (id int PRIMARY KEY, v text);"
+                  "CREATE FUNCTION count_insert() RETURNS trigger LANGUAGE plpgsql AS "
+                  "$$BEGIN INSERT INTO seen VALUES (NEW.id); RETURN NEW; END$$;"
+                  "CREATE TRIGGER counted BEFORE INSERT ON trig FOR EACH ROW EXECUTE FUNCTION count_insert()");
+        Instance trig = sink(R"({"type": "sql", "system": "pg-test", "table": "trig"})");
+        CPPUNIT_ASSERT(xmax_after_unchanged_write(trig, "trig", R"({"_id": "1", "id": 1, "v": "a"})") != "0");
+        write_ok(trig, R"([{"_id": "1", "id": 1, "v": "b"}])");
+        CPPUNIT_ASSERT_EQUAL(std::string("b"), db_->value("SELECT v FROM trig"));
+        CPPUNIT_ASSERT_EQUAL(3L, db_->count("seen"));
+        // A view (MERGE takes none in PostgreSQL 15) is written through ON CONFLICT.
+        db_->exec("CREATE TABLE base (id int PRIMARY KEY, v text); CREATE VIEW v_base AS SELECT * FROM base");
+        Instance view = sink(R"({"type": "sql", "system": "pg-test", "table": "v_base", "primary_key": "id"})");
+        write_ok(view, R"([{"_id": "1", "id": 1, "v": "a"}, {"_id": "2", "id": 2, "v": "b"}])");
+        write_ok(view, R"([{"_id": "1", "id": 1, "v": "c"}, {"_id": "2", "_deleted": true}])");
+        CPPUNIT_ASSERT_EQUAL(std::string("1:c"), db_->value("SELECT string_agg(id || ':' || v, ',') FROM base"));
+        // Key columns without a unique index: ON CONFLICT refuses them, and MERGE must not quietly
+        // accept them (duplicates would be updated together).
+        db_->exec("CREATE TABLE loose (id int, v text)");
+        Instance loose = sink(R"({"type": "sql", "system": "pg-test", "table": "loose", "primary_key": "id"})");
+        CPPUNIT_ASSERT_EQUAL(int32_t(SLUICE_ERROR), loose.write(R"([{"_id": "1", "id": 1, "v": "a"}])"));
+        CPPUNIT_ASSERT_MESSAGE(host_->last_error(), host_->last_error().find("no unique or exclusion constraint") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(0L, db_->count("loose"));
+    }
+
+    void testSinkRemovesNamespaces() {
+        db_->exec("CREATE TABLE ns (id int PRIMARY KEY, name text, ref text, refs text[], doc jsonb)");
+        Instance plain = sink(R"({"type": "sql", "system": "pg-test", "table": "ns"})");
+        // Off (the default: this node does not namespace identifiers): namespaced properties
+        // have no column, and a namespaced identifier keeps its namespace.
+        write_ok(plain, R"([{"_id": "1", "crm:name": "Ann", "ref": "~:crm:42", "refs": ["~:crm:1", "~:2"]}])");
+        CPPUNIT_ASSERT_EQUAL(std::string("1||crm:42|{crm:1,2}"), db_->value("SELECT concat_ws('|', id, coalesce(name, ''), ref, refs) FROM ns"));
+
+        Instance k = sink(R"({"type": "sql", "system": "pg-test", "table": "ns", "remove_namespaces": true})");
+        // Property names lose their namespace (the key too), identifiers become plain ids (in
+        // lists as well); JSON values are written as they are.
+        write_ok(k, R"([{"_id": "crm:2", "crm:id": 2, "crm:name": "Bob", "crm:ref": "~:crm:42", "erp:refs": ["~:crm:1", "~:2", "x"],
+                         "crm:doc": {"crm:k": "~:crm:7"}},
+                        {"_id": "3", "name": "plain", "crm:name": "namespaced"},
+                        {"_id": "4", "erp:name": "first", "crm:name": "last", "ref": "id:with:colons"},
+                        {"_id": "1", "_deleted": true}])");
+        CPPUNIT_ASSERT_EQUAL(std::string("2:Bob:42:{1,2,x}:{\"crm:k\": \"~:crm:7\"},3:namespaced:::,4:last:id:with:colons::"),
+                             db_->value("SELECT string_agg(concat_ws(':', id, name, coalesce(ref, ''), coalesce(refs::text, ''), "
+                                        "coalesce(doc::text, '')), ',' ORDER BY id) FROM ns"));
+        // With schema_definition, source_property names the property without its namespace.
+        Instance mapped = sink(R"({"type": "sql", "system": "pg-test", "table": "ns", "remove_namespaces": true,
+                                   "schema_definition": [{"source_property": "code", "name": "id", "type": "integer", "primary_key": true},
+                                                         {"source_property": "label", "name": "name"}]})");
+        write_ok(mapped, R"([{"_id": "x", "crm:code": 9, "crm:label": "~:crm:nine"}])");
+        CPPUNIT_ASSERT_EQUAL(std::string("nine"), db_->value("SELECT name FROM ns WHERE id = 9"));
     }
 
     void testSinkCreatesTableFromSchemaDefinition() {
