@@ -164,17 +164,35 @@ Result Connection::receive(const std::string& sql) {
 }
 
 void Connection::copy_in(const std::string& copy_sql, const std::string& data) {
+    copy_begin(copy_sql);
+    copy_put(data);
+    copy_end(copy_sql);
+}
+
+void Connection::copy_begin(const std::string& copy_sql) {
     check(PQexec(conn_, copy_sql.c_str()), copy_sql);
+    copy_failed_ = false;
+}
+
+void Connection::copy_put(std::string_view data) {
     // Large buffers go in pieces so libpq never needs one giant send buffer.
     const size_t piece = 1 << 20;
-    for (size_t pos = 0; pos < data.size(); pos += piece) {
+    for (size_t pos = 0; pos < data.size() && !copy_failed_; pos += piece) {
         int n = static_cast<int>(std::min(piece, data.size() - pos));
         if (PQputCopyData(conn_, data.data() + pos, n) != 1) {
             PQputCopyEnd(conn_, "client failed to send data");
-            break;
+            copy_failed_ = true;
         }
     }
-    if (PQputCopyEnd(conn_, nullptr) != 1)
+}
+
+void Connection::copy_abort() noexcept {
+    PQputCopyEnd(conn_, "the client abandoned the COPY");
+    while (PGresult* r = PQgetResult(conn_)) PQclear(r);
+}
+
+void Connection::copy_end(const std::string& copy_sql) {
+    if (!copy_failed_ && PQputCopyEnd(conn_, nullptr) != 1)
         throw PgError("PostgreSQL: COPY failed: " + trimmed(PQerrorMessage(conn_)), "08006", true);
     // The COPY's own result, then the end of the command.
     PGresult* r;

@@ -146,7 +146,21 @@ private:
 // Rows for COPY ... FROM STDIN (FORMAT binary).
 class CopyBuilder {
 public:
-    CopyBuilder() { data_.append("PGCOPY\n\377\r\n\0", 11); put_u32(data_, 0); put_u32(data_, 0); }
+    // `recycled`: a buffer from an earlier builder (release()), whose capacity is reused — fresh
+    // pages for every batch's few hundred kB cost page faults.
+    explicit CopyBuilder(std::string recycled = {}) : data_(std::move(recycled)) {
+        data_.clear();
+        data_.append("PGCOPY\n\377\r\n\0", 11);
+        put_u32(data_, 0);
+        put_u32(data_, 0);
+    }
+    size_t size() const { return data_.size(); }
+    // The rows built so far, for Connection::copy_put; the builder then starts empty (the
+    // header went with the first piece).
+    std::string_view pending() const { return data_; }
+    void sent() { data_.clear(); }
+    // The buffer, for the next builder.
+    std::string release() { return std::move(data_); }
     void row(uint16_t fields) { put_u16(data_, fields); }
     void field(std::string_view bytes) {
         put_u32(data_, static_cast<uint32_t>(bytes.size()));
@@ -197,6 +211,14 @@ public:
     void forget_prepared(const std::string& name);
     // COPY <target> FROM STDIN (FORMAT binary) with prebuilt data.
     void copy_in(const std::string& copy_sql, const std::string& data);
+    // The same in pieces, so that the server works on the first rows while the client builds
+    // the next: copy_begin, any number of copy_put, then copy_end (which waits for the result).
+    void copy_begin(const std::string& copy_sql);
+    void copy_put(std::string_view data);
+    void copy_end(const std::string& copy_sql);
+    // Ends the COPY in progress with an error (nothing of it is stored), e.g. when building the
+    // rows threw; never throws.
+    void copy_abort() noexcept;
     // A quoted literal for the rare statements that cannot take parameters (DECLARE, DDL).
     std::string literal(std::string_view text) const;
 
@@ -204,6 +226,7 @@ private:
     Result check(PGresult* r, const std::string& what);
     PGconn* conn_ = nullptr;
     std::set<std::string> prepared_;
+    bool copy_failed_ = false;  // the COPY in progress was ended by the client (a send failed)
 };
 
 // Connections handed out one per concurrent call.

@@ -46,6 +46,8 @@ using pg::Params;
 using pg::Result;
 
 constexpr int kSchemaVersion = 4;
+// Bytes of COPY data sent at a time while the rest is built (append()).
+constexpr size_t kCopyPiece = 128 << 10;
 // Key of the advisory lock that serialises schema migrations between processes.
 constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7236923498361700001)";
 
@@ -1328,15 +1330,34 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
     static std::pair<size_t, size_t> append(Connection& c, DatasetRow& ds, const std::vector<Item>& items, bool force,
                                             int64_t ts, Currents& current) {
         if (items.empty()) return {0, 0};
-        pg::CopyBuilder copy;
-        copy.reserve(items.size() * 400 + 32);
+        // The new versions stream into the log as they are built (the COPY starts at the first
+        // one, and goes out in pieces of kCopyPiece bytes): the server parses and stores the
+        // first rows while the client builds the rest. Buffers are reused from batch to batch.
+        thread_local std::string log_buffer, latest_buffer;
+        pg::CopyBuilder copy(std::move(log_buffer));
+        const std::string copy_sql = "COPY " + ds.log() + " (off, eid, deleted, prev, ts, hash, body) FROM STDIN (FORMAT binary)";
+        bool copying = false;
         size_t written = 0, unchanged = 0;
         sluice::detail::TextBuffer body;
+        struct AbortCopy {  // leaves the connection usable (the transaction then rolls back)
+            Connection& c;
+            const bool& copying;
+            ~AbortCopy() {
+                if (copying) c.copy_abort();
+            }
+        } abort_copy{c, copying};
         for (const Item& e : items) {
             auto it = current.find(e.id);
             if (!force && it != current.end() && it->second.hash == e.hash) {
                 ++unchanged;
                 continue;
+            }
+            if (!copying) {
+                c.copy_begin(copy_sql);
+                copying = true;
+            } else if (copy.size() >= kCopyPiece) {
+                c.copy_put(copy.pending());
+                copy.sent();
             }
             const int64_t off = ds.next_offset++;
             copy.row(7);
@@ -1364,13 +1385,18 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
             }
             ++written;
         }
-        if (written == 0) return {0, unchanged};
+        if (written == 0) {
+            log_buffer = copy.release();
+            return {0, unchanged};
+        }
         ds.versions += static_cast<int64_t>(written);
-        // The new versions; then the latest rows: ids new to the dataset by COPY, the others by
-        // one UPDATE from binary arrays (the row lock guarantees which ids exist).
-        c.copy_in("COPY " + ds.log() + " (off, eid, deleted, prev, ts, hash, body) FROM STDIN (FORMAT binary)",
-                  copy.finish());
-        pg::CopyBuilder fresh;
+        c.copy_put(copy.finish());
+        copying = false;
+        c.copy_end(copy_sql);
+        log_buffer = copy.release();
+        // Then the latest rows: ids new to the dataset by COPY, the others by one UPDATE from
+        // binary arrays (the row lock guarantees which ids exist).
+        pg::CopyBuilder fresh(std::move(latest_buffer));
         size_t fresh_rows = 0;
         pg::ArrayBuilder eids(pg::kText), offs(pg::kInt8), hashes(pg::kUuid), dels(pg::kBool);
         for (const auto& [id, cur] : current) {
@@ -1391,6 +1417,7 @@ INSERT INTO sluice_schema_version (version) VALUES (1);
         }
         if (fresh_rows > 0)
             c.copy_in("COPY " + ds.latest() + " (eid, off, hash, deleted) FROM STDIN (FORMAT binary)", fresh.finish());
+        latest_buffer = fresh.release();
         if (eids.count() > 0)
             c.exec("UPDATE " + ds.latest() + " t SET off = u.off, hash = u.hash, deleted = u.deleted"
                    " FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::boolean[]) AS u (eid, off, hash, deleted)"
