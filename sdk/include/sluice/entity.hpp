@@ -74,8 +74,10 @@ namespace detail {
 // The end of the number starting at `p` (a '-' or a digit), read as the parser reads it; sets
 // `unsafe` when it is one find_unsafe_json_number refuses.
 inline const char* json_number_end(const char* p, const char* const end, bool& unsafe) {
-    long long position = 0, exponent = 0, fraction_zeros = 0, digits = 0;
-    bool nonzero = false, fraction = false, has_exponent = false;
+    // The significand's digits UINT64_MAX spells (see the end).
+    static constexpr char kUint64Max[] = "18446744073709551615";
+    long long position = 0, exponent = 0, fraction_zeros = 0, digits = 0, significant = 0;
+    bool nonzero = false, fraction = false, has_exponent = false, max_prefix = true;
     if (*p == '-') ++p;
     for (; p < end; ++p) {
         const char d = *p;
@@ -84,6 +86,10 @@ inline const char* json_number_end(const char* p, const char* const end, bool& u
             if (!nonzero && d != '0') {
                 nonzero = true;
                 position = fraction ? -fraction_zeros : 0;
+            }
+            if (nonzero) {
+                if (significant < 20) max_prefix = max_prefix && d == kUint64Max[significant];
+                ++significant;
             }
             if (nonzero && !fraction) ++position;
             if (fraction && !nonzero) ++fraction_zeros;
@@ -103,8 +109,13 @@ inline const char* json_number_end(const char* p, const char* const end, bool& u
     }
     // The value lies in [10^(position-1), 10^position) times 10^exponent. A zero written
     // with more than 20 digits ("0.0000000000000000000000") parses to garbage, then crashes.
+    // And a significand whose first 20 digits are UINT64_MAX's, with more after them
+    // ("18446744073709551615123", "0.000184467440737095516159"): the digit accumulator stops
+    // exactly at its limit and about half such numbers come out as garbage, with UB (a shift by
+    // 1406505599 in strtod.h; found by fuzz_batch).
     unsafe = (!nonzero && (has_exponent || digits > 20)) ||
-             (nonzero && (position + exponent > 309 || position + exponent <= -307));
+             (nonzero && (position + exponent > 309 || position + exponent <= -307)) ||
+             (max_prefix && significant > 20);
     return p;
 }
 
@@ -115,8 +126,10 @@ inline const char* json_number_end(const char* p, const char* const end, bool& u
 // for magnitudes below ~1e-323 (e.g. 0.<400 zeros>1 or 1e-330), gives garbage just above that,
 // reads past a table for magnitudes of 10^309 and more, and misparses a zero with an exponent
 // ("0e188", Tencent/rapidjson#1249) and a zero written with more than ~21 digits (garbage from
-// 22, a crash from ~330). Refused here: a zero with an exponent or more than 20 digits, and a
-// nonzero magnitude outside [1e-307, 1e309) — a double's normal range, give or take a decade. The text
+// 22, a crash from ~330), and a significand that starts with UINT64_MAX's 20 digits and goes
+// on (garbage, with UB). Refused here: a zero with an exponent or more than 20 digits, a
+// nonzero magnitude outside [1e-307, 1e309) — a double's normal range, give or take a decade —
+// and more than 20 significant digits of which the first 20 are 18446744073709551615. The text
 // is scanned 64 bytes at a time (json_scan.hpp) and only numbers are looked at, so the cost is a
 // small fraction of the parse itself.
 inline std::string_view find_unsafe_json_number(std::string_view text) {
