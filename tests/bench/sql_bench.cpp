@@ -11,7 +11,14 @@
 //           empty table with the same primary key — each sink batch is followed by its COPY, so
 //           both see the same moment of a shared machine's load.
 //
-//   sql_bench [--rows N] [--batch B] [--dsn DSN] [--only source|sink] [--check]
+//   sql_bench [--rows N] [--batch B] [--dsn DSN] [--only source|sink] [--check] [--no-warmup]
+//
+// Before the sink passes, an untimed warm-up COPYs 3N rows into a scratch table and drops it
+// (then CHECKPOINT), so that the WAL segments the passes need exist and are
+// recycled, as on a server that has been running (bench_pipe does the same): a freshly
+// initialised server otherwise creates and zero-fills every segment during the timed passes,
+// and the update pass, which writes about twice the WAL, pays that twice. --no-warmup measures
+// the fresh server instead.
 //
 // Without --dsn it starts its own PostgreSQL (ManagedPostgres) in a temporary directory. With
 // --check the exit status is 1 unless both ratios reach 0.5; without it only the mechanics are
@@ -41,6 +48,7 @@ struct Options {
     long batch = 1000;
     std::string dsn, only;
     bool check = false;
+    bool warm_wal = true;
 };
 
 Options parse_args(int argc, char** argv) {
@@ -57,6 +65,7 @@ Options parse_args(int argc, char** argv) {
         else if (a == "--dsn") o.dsn = next();
         else if (a == "--check") o.check = true;
         else if (a == "--only") o.only = next();
+        else if (a == "--no-warmup") o.warm_wal = false;
         else throw std::runtime_error("unknown argument " + a + " (see the comment at the top of sql_bench.cpp)");
     }
     if (o.rows <= 0 || o.batch <= 0) throw std::runtime_error("--rows and --batch must be positive");
@@ -317,6 +326,16 @@ double bench_sink(const Options& o, PGconn* c, const std::string& system) {
     sluice_create_args args{sizeof(sluice_create_args), 0, config.c_str(), system.c_str(), "bench", nullptr};
     void* instance = vt->create(&args, ctx);
     if (!instance) throw std::runtime_error("sink create: " + host.error);
+    if (o.warm_wal) {
+        exec(c, std::string("DROP TABLE IF EXISTS bench_warmup; CREATE TABLE bench_warmup ") + kColumns);
+        for (long round = 0; round < 3; ++round)  // 3N rows: about the WAL of the timed passes
+            for (long from = 0; from < o.rows; from += o.batch) {
+                const long to = std::min(o.rows, from + o.batch);
+                copy_in_batch(c, "bench_warmup", copy_text(from + round * o.rows, to + round * o.rows, 1));
+            }
+        exec(c, "DROP TABLE bench_warmup");
+        exec(c, "CHECKPOINT");
+    }
     // Inserts (empty table) beside COPY into an empty table; updates (every row changed) beside
     // COPY of the changed rows into another empty table; then the unchanged pass alone.
     const PassTimes inserts = sink_pass(o, sink, instance, host, 0, c, "bench_copy");
