@@ -243,12 +243,14 @@ std::string_view content_body(sluice::detail::TextBuffer& out, const Json& entit
     return out.view();
 }
 
-// A text[] parameter of the distinct ids of `items`.
-std::string distinct_ids(const std::vector<Item>& items) {
+// A text[] parameter of the distinct ids of `entities` (Items, or the raw entities of a batch
+// answered from their fingerprints).
+template <class Entities>
+std::string distinct_ids(const Entities& entities) {
     pg::ArrayBuilder ids(pg::kText);
     std::unordered_set<std::string_view> unique;
-    unique.reserve(items.size());
-    for (const Item& e : items)
+    unique.reserve(entities.size());
+    for (const auto& e : entities)
         if (unique.insert(e.id).second) ids.add(e.id);
     return ids.finish();
 }
@@ -592,14 +594,9 @@ public:
             std::optional<HashCache::State> state;
             if (known) state = cache_->unchanged_raw(*known, keys, fingerprints);
             if (state) {
-                pg::ArrayBuilder ids(pg::kText);
-                std::unordered_set<std::string_view> unique;
-                unique.reserve(raw.size());
-                for (const RawEntity& e : raw)
-                    if (unique.insert(e.id).second) ids.add(e.id);
                 auto c = pool_->acquire();
                 if (std::optional<std::string> answer =
-                        write_if_state(*c, dataset, *known, *state, ids.finish(), opts, raw.size())) {
+                        write_if_state(*c, dataset, *known, *state, distinct_ids(raw), opts, raw.size())) {
                     if (opts.run) cache_->mark_seen(*known, *opts.run, keys);
                     cache_->count_raw_hit();
                     return *answer;

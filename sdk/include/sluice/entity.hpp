@@ -20,10 +20,6 @@
 
 #include <sluice/json_scan.hpp>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
-#endif
-
 namespace sluice {
 
 using Json = rapidjson::Value;
@@ -31,36 +27,6 @@ using JsonDocument = rapidjson::Document;
 using JsonAllocator = rapidjson::Document::AllocatorType;
 
 // ---- JSON helpers -------------------------------------------------------------------------
-
-namespace detail {
-
-// The quote closing a JSON string whose characters start at `p` (a backslash escapes the
-// character after it), or nullptr when `end` comes first. Sixteen bytes per step where SSE2 is
-// there (every x86-64): JSON text is mostly short strings, where a memchr call per string costs
-// more than the scan.
-inline const char* find_json_string_end(const char* p, const char* end) {
-#if defined(__SSE2__)
-    const __m128i quote = _mm_set1_epi8('"'), backslash = _mm_set1_epi8('\\');
-    while (end - p >= 16) {
-        const __m128i chunk = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
-        const int mask = _mm_movemask_epi8(_mm_or_si128(_mm_cmpeq_epi8(chunk, quote), _mm_cmpeq_epi8(chunk, backslash)));
-        if (mask == 0) {
-            p += 16;
-            continue;
-        }
-        p += __builtin_ctz(static_cast<unsigned>(mask));
-        if (*p == '"') return p;
-        p += 2;  // a backslash and the character it escapes
-    }
-#endif
-    while (p < end) {
-        if (*p == '"') return p;
-        p += *p == '\\' ? 2 : 1;
-    }
-    return nullptr;
-}
-
-}  // namespace detail
 
 inline std::string to_json(const Json& value) {
     rapidjson::StringBuffer buffer;
