@@ -34,9 +34,7 @@ void check_json_numbers(std::string_view text) {
     // The SDK's rule (sluice/entity.hpp), answered as a JSON 400 (docs/security.md, "Findings").
     const std::string_view bad = sluice::find_unsafe_json_number(text);
     if (bad.empty()) return;
-    throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "unsupported number",
-                    "'" + std::string(bad.substr(0, 40)) + (bad.size() > 40 ? "…" : "") +
-                        "': a zero with an exponent, or a magnitude outside 1e-307..1e309");
+    throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "unsupported number", sluice::unsafe_json_number_reason(bad));
 }
 
 namespace {

@@ -214,8 +214,8 @@ public:
         // here, once per source batch, before any transform, sink or storage parses the text.
         if (const std::string_view bad = sluice::find_unsafe_json_number(batch_json); !bad.empty()) {
             fail("source ('" + pipe.source.type + "') emitted an unsupported number at byte " +
-                 std::to_string(bad.data() - batch_json.data()) + " of a batch ('" + std::string(bad.substr(0, 40)) +
-                 (bad.size() > 40 ? "…" : "") + "'): a zero with an exponent, or a magnitude outside 1e-307..1e309");
+                 std::to_string(bad.data() - batch_json.data()) + " of a batch (" +
+                 sluice::unsafe_json_number_reason(bad) + ")");
             return SLUICE_ERROR;
         }
         // The batch as it stands: the source's text itself until a transform (or dropping

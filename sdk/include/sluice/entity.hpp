@@ -126,15 +126,22 @@ inline std::string_view find_unsafe_json_number(std::string_view text) {
     return {};
 }
 
+// Why find_unsafe_json_number refused the number `bad`, for error messages (the SDK's, the
+// kernel's and the API's say the same): "'<its first 40 characters>': <the rule>".
+inline std::string unsafe_json_number_reason(std::string_view bad) {
+    return "'" + std::string(bad.substr(0, 40)) + (bad.size() > 40 ? "…" : "") +
+           "': a zero with an exponent or more than 20 digits, a magnitude outside 1e-307..1e309, or more than"
+           " 20 significant digits starting 18446744073709551615";
+}
+
 // Throws std::invalid_argument naming `what` when `text` holds a number find_unsafe_json_number
 // refuses: call before parsing text from outside (requests, batches, external systems).
 inline void check_json_numbers(std::string_view text, const char* what = "JSON") {
     const std::string_view bad = find_unsafe_json_number(text);
     if (bad.empty()) return;
     const size_t at = static_cast<size_t>(bad.data() - text.data());
-    throw std::invalid_argument(std::string(what) + ": unsupported number at byte " + std::to_string(at) + " ('" +
-                                std::string(bad.substr(0, 40)) + (bad.size() > 40 ? "…" : "") +
-                                "'): a zero with an exponent, or a magnitude outside 1e-307..1e309");
+    throw std::invalid_argument(std::string(what) + ": unsupported number at byte " + std::to_string(at) + " (" +
+                                unsafe_json_number_reason(bad) + ")");
 }
 
 // Parses JSON text, throwing std::invalid_argument naming `what` and the byte offset on error.
