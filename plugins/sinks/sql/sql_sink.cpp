@@ -12,6 +12,7 @@
 #include <sluice/sdk.hpp>
 #include <sluice_schema.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
@@ -46,6 +47,7 @@ struct Target {
     Class element = Class::Text;  // for arrays
     bool comparable = true;       // has equality (json has none: compared as jsonb)
     bool is_json = false;
+    bool identity = false;           // an identity column (written only with skip_identity_columns off)
     const Json* fallback = nullptr;  // schema_definition "default" for a missing property
 };
 
@@ -266,6 +268,7 @@ public:
             prepare(c);
             c.exec("TRUNCATE " + relation_, "truncating " + what());
         }
+        copy_first_backoff_ = copy_first_skip_ = 0;  // an empty table: the first load is COPYed in
     }
 
     void write(Host& host, const sluice_batch& raw) override {
@@ -274,71 +277,133 @@ public:
         Pool::Lease lease = pool_->acquire();
         Connection& c = *lease;
         if (!prepared_) prepare(c);
-        ensure_staging(c);
-        Counts n;
-        if (merge_ && PQserverVersion(c.raw()) >= 150000) {
+        const Counts n = parse(raw);
+        size_t copied = 0;
+        if (try_copy_first(n)) {
             try {
-                n = write_batch(c, raw, true);
+                write_batch(c, Statement::Copy);
+                copy_first_backoff_ = 0;
+                copied = n.upserts;
             } catch (const PgError& e) {
-                // MERGE, unlike ON CONFLICT, fails with a unique violation when another writer
-                // inserts one of the batch's keys after the MERGE looked for it. The batch was
-                // rolled back: write it again the ON CONFLICT way, which takes such a row as an
-                // update. (A violation of another unique index fails there too, and is reported.)
-                if (e.sqlstate() != "23505") throw;
-                n = write_batch(c, raw, false);
+                // A key already in the table (or twice in the batch), a rejected value, a
+                // permission: the batch was rolled back, and the MERGE below writes it or names
+                // the failure with the entity and column. Not tried again for a while.
+                if (e.status() == SLUICE_RETRY) throw;
+                copy_first_backoff_ = std::min<size_t>(std::max<size_t>(copy_first_backoff_ * 2, 8), 1024);
+                copy_first_skip_ = copy_first_backoff_;
             }
-        } else {
-            n = write_batch(c, raw, false);
+        }
+        if (!copied) {
+            ensure_staging(c);
+            if (merge_ && PQserverVersion(c.raw()) >= 150000) {
+                try {
+                    write_batch(c, Statement::Merge);
+                } catch (const PgError& e) {
+                    // MERGE, unlike ON CONFLICT, fails with a unique violation when another writer
+                    // inserts one of the batch's keys after the MERGE looked for it. The batch was
+                    // rolled back: write it again the ON CONFLICT way, which takes such a row as an
+                    // update. (A violation of another unique index fails there too, and is reported.)
+                    if (e.sqlstate() != "23505") throw;
+                    write_batch(c, Statement::OnConflict);
+                }
+            } else {
+                write_batch(c, Statement::OnConflict);
+            }
         }
         host.metric("sql_sink_upserts", static_cast<double>(n.upserts));
         host.metric("sql_sink_deletes", static_cast<double>(n.deletes));
+        host.metric("sql_sink_copied", static_cast<double>(copied));
     }
 
 private:
     struct Counts {
         size_t deletes = 0, upserts = 0;
+        bool repeated_ids = false;  // an _id occurs twice in the batch
     };
 
-    // One transaction: the batch streamed into staging by COPY (sent in pieces while the rest is
-    // built; the server starts the COPY while the batch is parsed), then either one MERGE (sent
-    // in the same query string as the COPY: no round trip between them) or one DELETE and one
-    // INSERT … ON CONFLICT, then COMMIT.
-    Counts write_batch(Connection& c, const sluice_batch& raw, bool merge) {
-        const std::string copy_what = "writing the batch to " + what();
-        const std::string upsert_what = "upserting into " + what();
-        c.copy_send(merge ? merge_prefix_ + copy_sql_ + "; " + merge_sql_ + "; COMMIT" : "BEGIN; " + copy_sql_, copy_what);
-        Transaction tx(c, "");
-        // Parsed in place (strings point into this copy of the batch, nothing else is copied).
+    // How a batch is written (one transaction each):
+    //  Copy:       a COPY straight into the table — the rows of a batch whose keys are all new,
+    //              as in a first load. Any conflict fails it (the key's unique index sees to
+    //              that, merge_fits), and the batch is written again by Merge.
+    //  Merge:      a COPY into staging, then one MERGE that deletes, updates and inserts.
+    //  OnConflict: a COPY into staging, then one DELETE and one INSERT … ON CONFLICT.
+    enum class Statement { Copy, Merge, OnConflict };
+
+    // Whether to try Statement::Copy for this batch: the table takes it (copy_fits_), the batch
+    // only inserts (no tombstones, no _id twice), and no Copy failed in the last few batches (a
+    // batch of updates fails it at its first row; after each failure it waits twice as many
+    // batches before trying again, up to 1024, so a stream of updates pays at most 1/1024 of a
+    // failed attempt per batch).
+    bool try_copy_first(const Counts& n) {
+        if (!copy_fits_ || n.deletes || n.repeated_ids || n.upserts == 0) return false;
+        if (copy_first_skip_ > 0) {
+            --copy_first_skip_;
+            return false;
+        }
+        return true;
+    }
+
+    // Parses the batch in place (values point into text_; a batch written twice is parsed once)
+    // and collects its ids; throws naming the entity without a string _id.
+    Counts parse(const sluice_batch& raw) {
         text_.assign(raw.data, raw.size);
-        JsonDocument doc;
-        doc.ParseInsitu<rapidjson::kParseFullPrecisionFlag>(text_.data());
-        if (doc.HasParseError())
+        doc_ = JsonDocument();
+        doc_.ParseInsitu<rapidjson::kParseFullPrecisionFlag>(text_.data());
+        if (doc_.HasParseError())
             throw Error("system '" + system_.id + "': " + what() + ": batch: malformed JSON at byte " +
-                        std::to_string(doc.GetErrorOffset()));
-        if (!doc.IsArray()) throw Error("system '" + system_.id + "': " + what() + ": batch: expected a JSON array");
-        const rapidjson::SizeType size = doc.Size();
-        c.copy_ready(copy_what);
-        std::string copy, scratch;
-        copy.reserve(kCopyPiece + 4096);
+                        std::to_string(doc_.GetErrorOffset()));
+        if (!doc_.IsArray()) throw Error("system '" + system_.id + "': " + what() + ": batch: expected a JSON array");
         Counts n;
         ids_.clear();
-        for (rapidjson::SizeType i = 0; i < size; ++i) {
-            Entity e(doc[i], doc.GetAllocator());
+        deleted_.clear();
+        for (rapidjson::SizeType i = 0; i < doc_.Size(); ++i) {
+            Entity e(doc_[i], doc_.GetAllocator());
             std::optional<std::string_view> id = e.id();
             if (!id)
                 throw Error("system '" + system_.id + "': " + what() + ": entity #" + std::to_string(i + 1) +
                             " of the batch has no string _id");
             ids_.emplace_back(*id);
-            const bool deleted = e.deleted();
-            (deleted ? n.deletes : n.upserts)++;
-            if (remove_namespaces_) strip_namespaces(doc[i]);
+            deleted_.push_back(e.deleted());
+            (deleted_.back() ? n.deletes : n.upserts)++;
+        }
+        sorted_ids_.assign(ids_.begin(), ids_.end());
+        std::sort(sorted_ids_.begin(), sorted_ids_.end());
+        n.repeated_ids = std::adjacent_find(sorted_ids_.begin(), sorted_ids_.end()) != sorted_ids_.end();
+        return n;
+    }
+
+    // One transaction, one round trip: the rows streamed by COPY (sent in pieces while the rest
+    // is built, so the server parses while the client converts), then for Merge the MERGE, sent
+    // in the same query string as the COPY, for OnConflict one DELETE and one INSERT … ON
+    // CONFLICT, then COMMIT.
+    void write_batch(Connection& c, Statement statement) {
+        const std::string copy_what = "writing the batch to " + what();
+        const std::string upsert_what = "upserting into " + what();
+        const bool staged = statement != Statement::Copy;
+        c.copy_send(statement == Statement::Copy    ? "BEGIN; " + direct_copy_sql_ + "; COMMIT"
+                    : statement == Statement::Merge ? merge_prefix_ + copy_sql_ + "; " + merge_sql_ + "; COMMIT"
+                                                    : "BEGIN; " + copy_sql_,
+                    copy_what);
+        Transaction tx(c, "");
+        c.copy_ready(copy_what);
+        std::string copy, scratch;
+        copy.reserve(kCopyPiece + 4096);
+        bool has_upserts = false, has_deletes = false;
+        for (rapidjson::SizeType i = 0; i < doc_.Size(); ++i) {
+            Json& entity = doc_[i];
+            const std::string_view id = ids_[i];
+            const bool deleted = deleted_[i];
+            (deleted ? has_deletes : has_upserts) = true;
+            if (remove_namespaces_) strip_namespaces(entity);
             std::optional<std::vector<std::string>> key_from_id;
-            copy.append(std::to_string(i));
-            copy.append(deleted ? "\tt" : "\tf");
+            if (staged) {
+                copy.append(std::to_string(i));
+                copy.append(deleted ? "\tt\t" : "\tf\t");
+            }
             for (size_t col = 0; col < targets_.size(); ++col) {
                 const Target& t = targets_[col];
-                copy.push_back('\t');
-                const Json* v = remove_namespaces_ ? stripped_[col] : e.get(t.property);
+                if (col) copy.push_back('\t');
+                const Json* v = remove_namespaces_ ? stripped_[col] : find_member(entity, t.property);
                 const bool is_key = key_slot_[col] >= 0;
                 if (deleted && !is_key) {
                     copy.append("\\N");
@@ -347,9 +412,9 @@ private:
                 if (is_key && (!v || v->IsNull())) {
                     // The key from `_id` (composite ids split at '|', see README.md).
                     if (!key_from_id) {
-                        key_from_id = split_key(*id, key_cols_.size());
+                        key_from_id = split_key(id, key_cols_.size());
                         if (!key_from_id)
-                            throw Error("system '" + system_.id + "': " + what() + ": entity '" + std::string(*id) +
+                            throw Error("system '" + system_.id + "': " + what() + ": entity '" + std::string(id) +
                                         "' has no '" + t.property + "' and its _id does not split into the " +
                                         std::to_string(key_cols_.size()) + " primary key values");
                     }
@@ -360,7 +425,7 @@ private:
                 try {
                     copy_field(v, t, remove_namespaces_, copy, scratch);
                 } catch (const BadValue& bad) {
-                    throw Error("system '" + system_.id + "': " + what() + ": entity '" + std::string(*id) +
+                    throw Error("system '" + system_.id + "': " + what() + ": entity '" + std::string(id) +
                                 "', property '" + t.property + "': " + bad.what());
                 }
             }
@@ -376,18 +441,17 @@ private:
         } catch (const PgError& e) {
             throw located(e);
         }
-        if (merge) {
+        if (statement != Statement::OnConflict) {
             tx.committed();  // the COMMIT at the end of the query string has run
-            return n;
+            return;
         }
         const std::string& source = dedup_source_;
         std::string statements;
-        if (n.deletes) statements += delete_sql_head_ + source + delete_sql_tail_ + "; ";
-        if (n.upserts) statements += insert_sql_head_ + source + insert_sql_tail_ + "; ";
+        if (has_deletes) statements += delete_sql_head_ + source + delete_sql_tail_ + "; ";
+        if (has_upserts) statements += insert_sql_head_ + source + insert_sql_tail_ + "; ";
         statements += "COMMIT";
         c.exec(statements, upsert_what);
         tx.committed();
-        return n;
     }
 
     // remove_namespaces: each column's value from the property of its name with any namespace
@@ -507,6 +571,7 @@ private:
             t.cls = class_of(in.base, in.category);
             t.element = in.category == 'A' ? class_of(in.element, 'X') : Class::Text;
             t.is_json = in.base == oid::kJson;
+            t.identity = in.identity;
             // json, xml and geometric types have no '=' (json is compared as jsonb; arrays by element).
             auto no_equality = [](unsigned type, char category) {
                 return type == oid::kJson || type == oid::kXml || category == 'G';
@@ -555,6 +620,11 @@ private:
         const bool has_timestamp = !timestamp_column_.empty() && info.count(timestamp_column_);
         relation_ = relation_text(c, oid);
         merge_ = merge_fits(c, oid, key);
+        // COPY straight into the table writes a new row as MERGE's INSERT would, except that it
+        // cannot set the timestamp column to now() and that it writes GENERATED ALWAYS identity
+        // columns that INSERT refuses.
+        copy_fits_ = merge_ && !has_timestamp &&
+                     std::none_of(targets_.begin(), targets_.end(), [](const Target& t) { return t.identity; });
         build_statements(c, has_timestamp);
         prepared_ = true;
     }
@@ -621,6 +691,7 @@ private:
         }
         staging_ddl_ += ") ON COMMIT DELETE ROWS";
         copy_sql_ = "COPY " + staging_ + " (" + copy_cols + ") FROM STDIN";
+        direct_copy_sql_ = "COPY " + relation_ + " (" + cols + ") FROM STDIN";
 
         std::string key_cols, key_match;
         for (size_t k = 0; k < key_cols_.size(); ++k) {
@@ -721,8 +792,14 @@ private:
     std::string delete_sql_head_, delete_sql_tail_, insert_sql_head_, insert_sql_tail_;
     bool merge_ = false;  // MERGE does what ON CONFLICT does on this table (merge_fits)
     std::string merge_prefix_, merge_sql_;
+    bool copy_fits_ = false;  // new rows may be COPYed straight in (try_copy_first)
+    std::string direct_copy_sql_;
+    size_t copy_first_backoff_ = 0, copy_first_skip_ = 0;  // see try_copy_first
     std::string text_;                   // the current batch's text, parsed in place
-    std::vector<std::string_view> ids_;  // the current batch's ids (into the parsed batch), to name a rejected row
+    JsonDocument doc_;                   // the current batch, parsed in place (its strings point into text_)
+    std::vector<std::string_view> ids_;  // the current batch's ids (into text_), to name a rejected row
+    std::vector<std::string_view> sorted_ids_;  // the same, sorted (to find an _id that repeats)
+    std::vector<char> deleted_;          // per entity of the current batch: _deleted is true
 };
 
 }  // namespace

@@ -104,6 +104,7 @@ class SqlPluginTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testSinkUpsertsAndDeletes);
     CPPUNIT_TEST(testSinkKeyConflicts);
     CPPUNIT_TEST(testSinkMergeMeetsAConcurrentInsert);
+    CPPUNIT_TEST(testSinkCopiesNewKeysStraightIn);
     CPPUNIT_TEST(testSinkKeepsOnConflictWhereMergeDiffers);
     CPPUNIT_TEST(testSinkRemovesNamespaces);
     CPPUNIT_TEST(testSinkCreatesTableFromSchemaDefinition);
@@ -485,6 +486,46 @@ public:
         CPPUNIT_ASSERT_EQUAL_MESSAGE(host_->last_error(), int32_t(SLUICE_OK), status);
         CPPUNIT_ASSERT_EQUAL(std::string("1:a,2:ours,3:new"),
                              db_->value("SELECT string_agg(id || ':' || note, ',' ORDER BY id) FROM race"));
+    }
+
+    // A batch of new keys goes by COPY straight into the table (counted in sql_sink_copied); one
+    // that meets a row already there fails that COPY and is written by MERGE after all, and the
+    // sink then waits 8 batches before it tries a COPY again. Tombstones and an _id twice in a
+    // batch always go by MERGE; truncating on a full run starts COPYing again at once.
+    void testSinkCopiesNewKeysStraightIn() {
+        db_->exec("CREATE TABLE fresh (id int PRIMARY KEY, v text)");
+        Instance k = sink(R"({"type": "sql", "system": "pg-test", "table": "fresh"})");
+        auto copied = [&] { return host_->metrics().at("sql_sink_copied"); };
+        auto rows = [&] { return db_->value("SELECT string_agg(id || ':' || v, ',' ORDER BY id) FROM fresh"); };
+        write_ok(k, R"([{"_id": "1", "id": 1, "v": "a"}, {"_id": "2", "id": 2, "v": "b"}])");
+        CPPUNIT_ASSERT_EQUAL(2.0, copied());
+        write_ok(k, R"([{"_id": "3", "id": 3, "v": "c"}, {"_id": "2", "id": 2, "v": "B"}])");  // 2 is there
+        CPPUNIT_ASSERT_EQUAL(2.0, copied());
+        CPPUNIT_ASSERT_EQUAL(std::string("1:a,2:B,3:c"), rows());
+        for (int id = 4; id < 12; ++id)  // the 8 batches after a failed COPY go by MERGE
+            write_ok(k, "[{\"_id\": \"" + std::to_string(id) + "\", \"id\": " + std::to_string(id) + ", \"v\": \"n\"}]");
+        CPPUNIT_ASSERT_EQUAL(2.0, copied());
+        write_ok(k, R"([{"_id": "12", "id": 12, "v": "n"}])");
+        CPPUNIT_ASSERT_EQUAL(3.0, copied());
+        write_ok(k, R"([{"_id": "13", "id": 13, "v": "first"}, {"_id": "13", "id": 13, "v": "last"}])");
+        write_ok(k, R"([{"_id": "14", "id": 14, "v": "n"}, {"_id": "1", "_deleted": true}])");
+        CPPUNIT_ASSERT_EQUAL(3.0, copied());
+        CPPUNIT_ASSERT_EQUAL(std::string("2:B,3:c,4:n,5:n,6:n,7:n,8:n,9:n,10:n,11:n,12:n,13:last,14:n"), rows());
+        // A row already there fails the COPY; a truncating full run COPYs the next batch again.
+        Instance t = sink(R"({"type": "sql", "system": "pg-test", "table": "fresh", "truncate_table_on_first_run": true})");
+        write_ok(t, R"([{"_id": "2", "id": 2, "v": "again"}])");
+        CPPUNIT_ASSERT_EQUAL(3.0, copied());
+        CPPUNIT_ASSERT_EQUAL(int32_t(SLUICE_OK), begin_run(t, *host_, *sink_plugin_, true));
+        write_ok(t, R"([{"_id": "2", "id": 2, "v": "reloaded"}])");
+        CPPUNIT_ASSERT_EQUAL(4.0, copied());
+        CPPUNIT_ASSERT_EQUAL(std::string("2:reloaded"), rows());
+        // A table with a timestamp column (set to now(), which COPY cannot do) is always merged.
+        Instance stamped = sink(R"({"type": "sql", "system": "pg-test", "table": "stamped", "timestamp": "at",
+                                    "create_table_if_missing": true,
+                                    "schema_definition": [{"name": "id", "type": "integer", "primary_key": true}]})");
+        write_ok(stamped, R"([{"_id": "1", "id": 1}])");
+        CPPUNIT_ASSERT_EQUAL(4.0, copied());
+        CPPUNIT_ASSERT_EQUAL(std::string("1"), db_->value("SELECT count(*) FROM stamped WHERE at IS NOT NULL"));
     }
 
     void testSinkKeepsOnConflictWhereMergeDiffers() {
