@@ -178,6 +178,8 @@ bool write_typed(JsonWriter& w, ColumnType type, const std::string& cell) {
             return w.String(text.data(), static_cast<rapidjson::SizeType>(text.size()));
         }
         case ColumnType::Json: {
+            // A number RapidJSON cannot parse safely would come out as garbage: not valid here.
+            if (!sluice::find_unsafe_json_number(cell).empty()) return false;
             sluice::JsonDocument doc;
             doc.Parse<rapidjson::kParseFullPrecisionFlag>(cell.data(), cell.size());
             if (doc.HasParseError()) return false;
@@ -185,6 +187,13 @@ bool write_typed(JsonWriter& w, ColumnType type, const std::string& cell) {
         }
     }
     return false;
+}
+
+// For a json cell refused for its number: which number and why (else "").
+std::string unsupported_number(ColumnType type, const std::string& cell) {
+    if (type != ColumnType::Json) return {};
+    const std::string_view bad = sluice::find_unsafe_json_number(cell);
+    return bad.empty() ? std::string() : ": unsupported number " + sluice::unsafe_json_number_reason(bad);
 }
 
 std::vector<std::string> string_list(const Json& cfg, const char* key) {
@@ -375,6 +384,7 @@ private:
                 } else {
                     throw Error("csv source: " + what_ + ": line " + std::to_string(line) + ", column '" + name +
                                 "': '" + cell.substr(0, 80) + "' is not a valid " + s_.type_names_.at(name) +
+                                unsupported_number(type, cell) +
                                 " (set conversion_errors to \"keep\" or \"null\" to accept it)");
                 }
             }

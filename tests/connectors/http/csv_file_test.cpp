@@ -218,6 +218,16 @@ public:
         CPPUNIT_ASSERT_EQUAL(std::string("twelve"), str(row(1)["n"]));
         CPPUNIT_ASSERT_EQUAL(kOk, read_csv(bad, R"(,"types":{"n":"int"},"conversion_errors":"null")"));
         CPPUNIT_ASSERT(row(1)["n"].IsNull());
+        // A json cell with a number RapidJSON would turn into garbage (UINT64_MAX's digits and
+        // more) is not valid json here: an error saying which number, or null on request.
+        const std::string huge = "id,j\n1,\"{\"\"n\"\": 184467440737095516151e-60}\"\n2,\"{\"\"n\"\": 1.5}\"\n";
+        CPPUNIT_ASSERT_EQUAL(kError, read_csv(huge, R"(,"types":{"j":"json"})"));
+        CPPUNIT_ASSERT_MESSAGE(host_->last_error(), host_->last_error().find("line 2, column 'j'") != std::string::npos);
+        CPPUNIT_ASSERT_MESSAGE(host_->last_error(),
+                               host_->last_error().find("unsupported number '184467440737095516151e-60'") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(kOk, read_csv(huge, R"(,"types":{"j":"json"},"conversion_errors":"null")"));
+        CPPUNIT_ASSERT(row(0)["j"].IsNull());
+        CPPUNIT_ASSERT_EQUAL(1.5, row(1)["j"]["n"].GetDouble());
     }
 
     void testErrors() {

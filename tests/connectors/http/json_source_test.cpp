@@ -139,6 +139,17 @@ public:
         auto reqs = server_->requests();
         CPPUNIT_ASSERT_EQUAL(size_t(2), reqs.size());
         CPPUNIT_ASSERT_EQUAL(std::string("/api/items?cursor=b"), reqs[1].uri);
+
+        // A number outside the entity list that RapidJSON cannot parse safely: the read fails,
+        // saying so, rather than paging on garbage.
+        server_->on([](const RecordedRequest&) {
+            return Reply{200, R"({"count": 184467440737095516151e-60, "data": {"items": [{"_id": "1"}]}, "paging": {"next": null}})"};
+        });
+        host_->clear();
+        CPPUNIT_ASSERT_EQUAL(kError, source.read(nullptr, 100));
+        CPPUNIT_ASSERT_MESSAGE(host_->last_error(),
+                               host_->last_error().find("unsupported number in the response outside the entity list") !=
+                                   std::string::npos);
     }
 
     void testLinkHeaderPaging() {

@@ -325,7 +325,14 @@ bool EntityStreamParser::run(Stream& stream, const std::string& what) {
         throw Error(what + ": " + why + " (at byte " + std::to_string(ok.Offset()) + " of the response)");
     }
     const std::string envelope = handler.envelope_text();
-    if (!envelope.empty()) envelope_.Parse<rapidjson::kParseFullPrecisionFlag>(envelope.data(), envelope.size());
+    if (!envelope.empty()) {
+        // The envelope (paging links, tokens, counts) is parsed for its values; a number RapidJSON
+        // cannot parse safely would come out as garbage, so the response is refused instead.
+        if (const std::string_view bad = find_unsafe_json_number(envelope); !bad.empty())
+            throw Error(what + ": unsupported number in the response outside the entity list (" +
+                        unsafe_json_number_reason(bad) + ")");
+        envelope_.Parse<rapidjson::kParseFullPrecisionFlag>(envelope.data(), envelope.size());
+    }
     return true;
 }
 
