@@ -153,11 +153,19 @@ fs::path executable_dir() {
 
 class ServeApp : public Poco::Util::ServerApplication {
 public:
-    explicit ServeApp(NodeOptions options) : options_(std::move(options)) {}
+    ServeApp(NodeOptions options, std::string log_level)
+        : options_(std::move(options)), log_level_(std::move(log_level)) {}
 
 protected:
     void defineOptions(Poco::Util::OptionSet&) override {
         stopOptionsProcessing();  // options were parsed by run_cli
+    }
+
+    // Logging is set up here, not before: constructing a Poco Application gives every logger a
+    // plain ConsoleChannel, which would replace the redacting channel (secrets in log lines).
+    void initialize(Poco::Util::Application& self) override {
+        ServerApplication::initialize(self);
+        configure_logging(log_level_);
     }
 
     int main(const std::vector<std::string>&) override {
@@ -182,6 +190,7 @@ protected:
 
 private:
     NodeOptions options_;
+    std::string log_level_;
 };
 
 int serve(const std::vector<std::string>& args) {
@@ -234,7 +243,9 @@ int serve(const std::vector<std::string>& args) {
     range = opts.equal_range("plugin");
     for (auto it = range.first; it != range.second; ++it) options.plugin_files.emplace_back(it->second);
     options.builtin_plugin_dir = (executable_dir() / ".." / "lib" / "sluice" / "plugins").lexically_normal();
-    configure_logging(one("log-level").value_or("information"));
+    const std::string log_level = one("log-level").value_or("information");
+    if (log_level != "error" && log_level != "warning" && log_level != "information" && log_level != "debug")
+        throw UsageError("--log-level must be error, warning, information or debug");
 
     // Block the termination signals before any thread starts, so every thread inherits the mask
     // and waitForTerminationRequest() (sigwait) is the one place that receives them.
@@ -245,7 +256,7 @@ int serve(const std::vector<std::string>& args) {
     sigaddset(&signals, SIGQUIT);
     pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-    ServeApp app(options);
+    ServeApp app(options, log_level);
     std::vector<std::string> argv{"sluice"};
     return app.run(argv);
 }

@@ -28,6 +28,7 @@ class PostgresConformance : public StorageConformance {
     SLUICE_CONFORMANCE_TESTS(PostgresConformance);
     SLUICE_CONFORMANCE_PERSISTENCE_TESTS(PostgresConformance);
     CPPUNIT_TEST(testUnreachableServerIsAClearError);
+    CPPUNIT_TEST(testDsnSettingsWin);
     CPPUNIT_TEST(testNewerSchemaIsRefused);
     CPPUNIT_TEST(testOnePooledConnectionIsEnough);
     CPPUNIT_TEST(testMigratesSchemaOne);
@@ -46,6 +47,21 @@ public:
         StoreClient no_dsn(plugin(), *host_, "postgres", "{}");
         CPPUNIT_ASSERT(!no_dsn.valid());
         CPPUNIT_ASSERT_MESSAGE(error, error.find("'dsn' is required") != std::string::npos);
+    }
+
+    // A setting in the dsn wins over the backend's own default for it (application_name here,
+    // connect_timeout likewise): the dsn is the operator's word.
+    void testDsnSettingsWin() {
+        StoreClient named(plugin(), *host_, "postgres",
+                          "{\"dsn\":" + json_text(dsn_ + " application_name=sluice-dsn-wins") + "}");
+        CPPUNIT_ASSERT_MESSAGE(loaderHost().last_error(), named.valid());
+        named.write("d", R"([{"_id":"a"}])");
+        PGconn* c = PQconnectdb(dsn_.c_str());
+        PGresult* r = PQexec(c, "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'sluice-dsn-wins'");
+        const std::string count = PQresultStatus(r) == PGRES_TUPLES_OK ? PQgetvalue(r, 0, 0) : PQerrorMessage(c);
+        PQclear(r);
+        PQfinish(c);
+        CPPUNIT_ASSERT_MESSAGE(count, count != "0" && count.find_first_not_of("0123456789") == std::string::npos);
     }
 
     void testNewerSchemaIsRefused() {

@@ -23,9 +23,15 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 cmake --install "$build" --prefix "$work/prefix" > "$work/install.log" || fail "cmake --install: $(tail -5 "$work/install.log")"
 prefix=$work/prefix
 [[ -x $prefix/bin/sluice ]] || fail "no bin/sluice in the install tree"
-built=$(find "$build/lib/sluice/plugins" -maxdepth 1 -name '*.so' | wc -l)
-installed=$(find "$prefix/lib/sluice/plugins" -maxdepth 1 -name '*.so' | wc -l)
-(( installed > 0 && installed == built )) || fail "$installed plugins installed, $built built"
+[[ -d $prefix/lib/sluice/plugins ]] || fail "no lib/sluice/plugins in the install tree"
+for tool in objdump ldd dpkg curl; do
+  command -v "$tool" > /dev/null || fail "$tool is needed (binutils, libc-bin, dpkg, curl)"
+done
+# The plugins the install manifest lists (not a glob of the build tree, which may hold stale ones).
+installed=$(grep -c '/lib/sluice/plugins/[^/]*\.so$' "$build/install_manifest.txt" || true)
+(( installed > 0 )) || fail "the install manifest lists no plugins"
+found=$(find "$prefix/lib/sluice/plugins" -maxdepth 1 -name '*.so' | wc -l)
+(( found == installed )) || fail "$found plugins in the install tree, the manifest lists $installed"
 [[ -f $prefix/include/sluice/plugin.h ]] || fail "the SDK's C contract (include/sluice/plugin.h) is not installed"
 
 "$prefix/bin/sluice" serve --storage memory --port 0 --data-dir "$work/data" > "$work/node.log" 2>&1 &
@@ -36,10 +42,10 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 port=$(cat "$work/data/sluice.port" 2>/dev/null) || fail "the installed node wrote no sluice.port"
-loaded=$(grep -c "^loaded plugin .* from $prefix/lib/sluice/plugins/" "$work/node.log" || true)
+loaded=$(grep -c "loaded plugin .* from $prefix/lib/sluice/plugins/" "$work/node.log" || true)
 (( loaded == installed )) || fail "the installed node loaded $loaded of $installed plugins from $prefix/lib/sluice/plugins"
 for path in /api/ping /api/health; do
-  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$path")
+  code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$port$path") || code=000
   [[ $code == 200 ]] || fail "GET $path answered $code"
 done
 kill -TERM "$node_pid"
@@ -52,21 +58,29 @@ node_pid=
 dockerfile=$source/dist/container/Dockerfile
 listed=" libc6 libgcc-s1 $(sed -n '/# runtime-packages-begin/,/# runtime-packages-end/p' "$dockerfile" |
   grep -o '\blib[a-z0-9.+-]*[0-9a-z]\b' | tr '\n' ' ') "
+declare -A package_of  # soname → Debian package (dpkg -S takes ~0.1 s: once per library)
 while read -r elf; do
-  for soname in $(objdump -p "$elf" | awk '$1 == "NEEDED" && $2 !~ /^ld-linux/ {print $2}'); do
-    path=$(ldd "$elf" | awk -v s="$soname" '$1 == s {print $3}')
-    [[ -n "$path" && -e "$path" ]] || fail "$elf needs $soname, which is not found"
-    package=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1) ||
-      package=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1) || true
-    [[ -n "$package" ]] || fail "$soname ($path) belongs to no Debian package"
-    [[ $listed == *" $package "* ]] ||
-      fail "$(basename "$elf") links $soname from package $package, which the Dockerfile's runtime stage does not install"
+  needed=$(objdump -p "$elf" | awk '$1 == "NEEDED" && $2 !~ /^ld-linux/ {print $2}') || fail "objdump -p $elf failed"
+  [[ -n "$needed" ]] || fail "objdump found no libraries that $elf needs"
+  for soname in $needed; do
+    if [[ -z ${package_of[$soname]:-} ]]; then
+      path=$(ldd "$elf" | awk -v s="$soname" '$1 == s {print $3}')
+      [[ -n "$path" && -e "$path" ]] || fail "$elf needs $soname, which is not found"
+      package=$(dpkg -S "$(readlink -f "$path")" 2>/dev/null | head -1 | cut -d: -f1) || true
+      [[ -n "$package" ]] || package=$(dpkg -S "$path" 2>/dev/null | head -1 | cut -d: -f1) || true
+      [[ -n "$package" ]] || fail "$soname ($path) belongs to no Debian package"
+      package_of[$soname]=$package
+    fi
+    [[ $listed == *" ${package_of[$soname]} "* ]] ||
+      fail "$(basename "$elf") links $soname from package ${package_of[$soname]}, which the Dockerfile's runtime stage does not install"
   done
 done < <(find "$prefix/bin" "$prefix/lib/sluice/plugins" -type f \( -name sluice -o -name '*.so' \))
 
 # ---- 3. the Kubernetes manifests ----------------------------------------------------------------
 deployment=$source/dist/kubernetes/deployment.yaml
-usage=$("$prefix/bin/sluice" --help)
+# The options `sluice serve` takes: its block of the usage text, up to the client commands.
+usage=$("$prefix/bin/sluice" --help | sed -n '/^sluice serve/,/^Client commands/p')
+[[ -n "$usage" ]] || fail "sluice --help has no 'sluice serve' section"
 args=$(sed -n '/^ *args:/,/^ *envFrom:/p' "$deployment")
 [[ -n "$args" ]] || fail "no args in $deployment"
 grep -q -- '- serve$' <<< "$args" || fail "the container does not run sluice serve"

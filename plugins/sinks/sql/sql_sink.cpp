@@ -282,7 +282,7 @@ public:
         if (try_copy_first(n)) {
             try {
                 write_batch(c, Statement::Copy);
-                copy_first_backoff_ = 0;
+                copy_first_backoff_ /= 2;
                 copied = n.upserts;
             } catch (const PgError& e) {
                 // A key already in the table (or twice in the batch), a rejected value, a
@@ -333,7 +333,8 @@ private:
     // only inserts (no tombstones, no _id twice), and no Copy failed in the last few batches (a
     // batch of updates fails it at its first row; after each failure it waits twice as many
     // batches before trying again, up to 1024, so a stream of updates pays at most 1/1024 of a
-    // failed attempt per batch).
+    // failed attempt per batch; a success halves the wait, so a first load soon COPYs every
+    // batch again while a mix of new keys and updates keeps a long one).
     bool try_copy_first(const Counts& n) {
         if (!copy_fits_ || n.deletes || n.repeated_ids || n.upserts == 0) return false;
         if (copy_first_skip_ > 0) {
@@ -631,13 +632,14 @@ private:
 
     // Whether MERGE does exactly what INSERT … ON CONFLICT (key) does on this table: a plain
     // table (MERGE takes no views or foreign tables in PostgreSQL 15, and partitioned tables are
-    // left to ON CONFLICT), no rules, no user triggers (ON CONFLICT fires BEFORE INSERT triggers
+    // left to ON CONFLICT) without inheritance children (MERGE would find and update their rows,
+    // where the parent's key index, which ON CONFLICT and COPY go by, does not see them), no rules, no user triggers (ON CONFLICT fires BEFORE INSERT triggers
     // for every row, MERGE only those of the action taken), and a unique index that ON CONFLICT
     // would use as the arbiter (immediate, valid, no predicate or expressions, key columns = the
     // key) — without one, ON CONFLICT fails, and MERGE must not quietly work instead.
     bool merge_fits(Connection& c, const std::string& oid, const std::vector<std::string>& key) {
         Result rel = c.exec(
-            "SELECT c.relkind = 'r' AND NOT c.relhasrules AND NOT EXISTS "
+            "SELECT c.relkind = 'r' AND NOT c.relhasrules AND NOT c.relhassubclass AND NOT EXISTS "
             "(SELECT 1 FROM pg_trigger g WHERE g.tgrelid = c.oid AND NOT g.tgisinternal) FROM pg_class c WHERE c.oid = $1::oid",
             Params().add(oid), false, "inspecting " + what());
         if (rel.rows() != 1 || rel.text(0, 0) != "t") return false;

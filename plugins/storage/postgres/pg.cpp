@@ -60,10 +60,11 @@ std::string ArrayBuilder::finish() const {
 }
 
 Connection::Connection(const std::string& dsn, int connect_timeout_s) {
-    const char* keys[] = {"dbname", "connect_timeout", "application_name", "client_encoding", nullptr};
+    const char* keys[] = {"connect_timeout", "application_name", "client_encoding", "dbname", nullptr};
     std::string timeout = std::to_string(connect_timeout_s);
-    const char* values[] = {dsn.c_str(), timeout.c_str(), "sluice-storage-postgres", "UTF8", nullptr};
-    // expand_dbname=1: `dsn` may be a keyword/value string or a URI; its settings win.
+    const char* values[] = {timeout.c_str(), "sluice-storage-postgres", "UTF8", dsn.c_str(), nullptr};
+    // expand_dbname=1: `dsn` may be a keyword/value string or a URI. Its settings win: libpq takes
+    // the last value of a keyword, and the expanded dbname comes last.
     conn_ = PQconnectdbParams(keys, values, 1);
     if (!conn_ || PQstatus(conn_) != CONNECTION_OK) {
         std::string message = conn_ ? trimmed(PQerrorMessage(conn_)) : "out of memory";
