@@ -1,6 +1,8 @@
 #include <sluice/kernel/dataset_store.hpp>
 #include <sluice/kernel/environment.hpp>
 
+#include <Poco/Logger.h>
+
 #include <stdexcept>
 
 namespace sluice::kernel {
@@ -47,13 +49,24 @@ Environment::Environment(DatasetStore& store, std::shared_ptr<const security::Se
 
 void Environment::load() {
     std::lock_guard<std::mutex> lock(mutex_);
-    variables_ = store_.state_get(kEnvKey);
-    if (!variables_.IsObject()) variables_.SetObject();
-    JsonDocument stored = store_.state_get(kSecretsKey);
-    secrets_.SetObject();
-    if (!stored.IsObject()) return;
+    variables_ = read_variables();
     bool plain_found = false;
-    auto& a = secrets_.GetAllocator();
+    secrets_ = read_secrets(plain_found);
+    if (plain_found && cipher_) save_secrets_locked(secrets_);
+}
+
+JsonDocument Environment::read_variables() const {
+    JsonDocument variables = store_.state_get(kEnvKey);
+    if (!variables.IsObject()) variables.SetObject();
+    return variables;
+}
+
+JsonDocument Environment::read_secrets(bool& plain_found) const {
+    JsonDocument stored = store_.state_get(kSecretsKey);
+    JsonDocument secrets(rapidjson::kObjectType);
+    plain_found = false;
+    if (!stored.IsObject()) return secrets;
+    auto& a = secrets.GetAllocator();
     for (auto it = stored.MemberBegin(); it != stored.MemberEnd(); ++it) {
         if (!it->value.IsString()) continue;
         std::string value(as_view(it->value));
@@ -62,17 +75,31 @@ void Environment::load() {
             try {
                 value = cipher_->decrypt(value);
             } catch (const std::exception& e) {
-                throw std::runtime_error("cannot decrypt secret '" + std::string(as_view(it->name)) +
+                throw SecretsKeyMismatch("cannot decrypt secret '" + std::string(as_view(it->name)) +
                                          "' with <data-dir>/secrets.key (" + e.what() +
                                          "); every node sharing storage needs the same key file");
             }
         } else {
-            plain_found = true;  // written before encryption existed: sealed below
+            plain_found = true;  // written before encryption existed: sealed by load()
         }
         security::Redactor::global().add(value);
-        secrets_.AddMember(Json(it->name, a), Json(value.c_str(), a), a);
+        secrets.AddMember(Json(it->name, a), Json(value.c_str(), a), a);
     }
-    if (plain_found && cipher_) save_secrets_locked(secrets_);
+    return secrets;
+}
+
+bool Environment::reload() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    JsonDocument variables = read_variables();
+    const bool variables_changed = to_json(variables) != to_json(variables_);
+    variables_ = std::move(variables);
+    try {
+        bool plain_found = false;
+        secrets_ = read_secrets(plain_found);
+    } catch (const std::exception& e) {
+        Poco::Logger::get("sluice.node").warning(std::string("keeping the secrets read before: ") + e.what());
+    }
+    return variables_changed;
 }
 
 void Environment::save_secrets_locked(const JsonDocument& plain) {
@@ -88,6 +115,8 @@ void Environment::save_secrets_locked(const JsonDocument& plain) {
 
 void Environment::set_cipher(std::shared_ptr<const security::SecretCipher> next) {
     std::lock_guard<std::mutex> lock(mutex_);
+    bool plain_found = false;
+    secrets_ = read_secrets(plain_found);  // what is stored now, opened with the old key
     cipher_ = std::move(next);
     save_secrets_locked(secrets_);
 }
@@ -102,6 +131,7 @@ JsonDocument Environment::variables() const {
 void Environment::set_variables(const Json& object, bool replace) {
     if (!object.IsObject()) throw std::invalid_argument("environment variables must be a JSON object");
     std::lock_guard<std::mutex> lock(mutex_);
+    variables_ = read_variables();  // another node's change since the last reload is kept
     JsonDocument next;
     if (replace) {
         next.CopyFrom(object, next.GetAllocator());
@@ -119,6 +149,7 @@ void Environment::set_variables(const Json& object, bool replace) {
 
 bool Environment::erase_variable(const std::string& name) {
     std::lock_guard<std::mutex> lock(mutex_);
+    variables_ = read_variables();
     JsonDocument next;
     next.CopyFrom(variables_, next.GetAllocator());
     if (!next.RemoveMember(name.c_str())) return false;
@@ -148,6 +179,10 @@ void Environment::set_secrets(const Json& object, bool replace) {
             throw std::invalid_argument("secret '" + std::string(as_view(it->name)) + "' must be a string");
     }
     std::lock_guard<std::mutex> lock(mutex_);
+    // Written as a whole: a merge starts from what is stored now (another node may have changed
+    // it), and is refused (changing nothing) when this node's key cannot open that.
+    bool plain_found = false;
+    if (!replace) secrets_ = read_secrets(plain_found);
     JsonDocument next;
     if (replace) {
         next.CopyFrom(object, next.GetAllocator());
@@ -167,6 +202,8 @@ void Environment::set_secrets(const Json& object, bool replace) {
 
 bool Environment::erase_secret(const std::string& name) {
     std::lock_guard<std::mutex> lock(mutex_);
+    bool plain_found = false;
+    secrets_ = read_secrets(plain_found);
     JsonDocument next;
     next.CopyFrom(secrets_, next.GetAllocator());
     if (!next.RemoveMember(name.c_str())) return false;

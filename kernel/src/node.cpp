@@ -79,6 +79,7 @@ void Node::open_storage() {
 
 void Node::restore_config() {
     JsonDocument stored = store_->state_get(kConfigKey);
+    if (stored.IsArray()) synced_config_text_ = to_json(stored);
     if (stored.IsArray()) {
         try {
             std::lock_guard<std::mutex> lock(config_mutex_);
@@ -168,6 +169,7 @@ void Node::start() {
     params->setKeepAliveTimeout(Poco::Timespan(std::min(options_.request_timeout_seconds, 15), 0));
     http_ = std::make_unique<Poco::Net::HTTPServer>(make_api_factory(*this), *socket, params);
     http_->start();
+    start_sync_thread();
 
     std::ofstream(options_.data_dir / "sluice.port") << port_ << "\n";
     Poco::Logger::get("sluice.node")
@@ -177,6 +179,7 @@ void Node::start() {
 }
 
 void Node::stop() {
+    stop_sync_thread();
     if (http_) {
         http_->stopAll(true);
         http_.reset();
@@ -221,6 +224,7 @@ std::shared_ptr<const NodeConfig> Node::config() const {
 
 std::shared_ptr<const NodeConfig> Node::modify_config(const std::function<void(JsonDocument&)>& edit) {
     std::lock_guard<std::mutex> lock(apply_mutex_);
+    sync_locked();  // the edit starts from the latest configuration, whichever node stored it
     JsonDocument entities;
     entities.CopyFrom(config()->entities(), entities.GetAllocator());
     edit(entities);
@@ -229,11 +233,13 @@ std::shared_ptr<const NodeConfig> Node::modify_config(const std::function<void(J
 
 std::shared_ptr<const NodeConfig> Node::apply_config(const Json& entities) {
     std::lock_guard<std::mutex> lock(apply_mutex_);
+    environment_->reload();  // built with the latest variables
     return apply_config_locked(entities);
 }
 
 void Node::set_environment(const Json& object, bool replace) {
     std::lock_guard<std::mutex> lock(apply_mutex_);
+    sync_locked();  // re-applied below: the latest configuration, not this node's older copy
     JsonDocument previous = environment_->variables();
     environment_->set_variables(object, replace);
     try {
@@ -246,6 +252,7 @@ void Node::set_environment(const Json& object, bool replace) {
 
 bool Node::erase_environment_variable(const std::string& name) {
     std::lock_guard<std::mutex> lock(apply_mutex_);
+    sync_locked();
     JsonDocument previous = environment_->variables();
     if (!environment_->erase_variable(name)) return false;
     try {
@@ -270,12 +277,76 @@ std::shared_ptr<const NodeConfig> Node::apply_config_locked(const Json& entities
     } catch (const StorageError&) {
         store_->state_put(kConfigKey, next->entities());  // backends without history
     }
+    // As the other nodes will read it (a backend may normalise the JSON): the next sync compares.
+    if (JsonDocument stored = store_->state_get(kConfigKey); stored.IsArray()) synced_config_text_ = to_json(stored);
     {
         std::lock_guard<std::mutex> lock(config_mutex_);
         config_ = next;
     }
     if (pumps_) pumps_->apply(next);
     return next;
+}
+
+void Node::sync_from_storage() {
+    std::lock_guard<std::mutex> lock(apply_mutex_);
+    sync_locked();
+}
+
+void Node::sync_locked() {
+    const bool variables_changed = environment_->reload();
+    JsonDocument stored = store_->state_get(kConfigKey);
+    const std::string text = stored.IsArray() ? to_json(stored) : std::string();
+    if (!text.empty() && (text != synced_config_text_ || variables_changed)) {
+        JsonDocument variables = environment_->variables();
+        try {
+            auto next = NodeConfig::build(stored, registry_, &variables);
+            {
+                std::lock_guard<std::mutex> config_lock(config_mutex_);
+                config_ = next;
+            }
+            if (pumps_) pumps_->apply(next);
+            failed_config_text_.clear();
+        } catch (const ConfigError& e) {
+            // Valid where it was applied, not here: most likely a plugin this node lacks. Every
+            // node sharing the storage must load the same plugins.
+            if (text != failed_config_text_)
+                Poco::Logger::get("sluice.node")
+                    .error(std::string("the configuration another node stored is not valid on this node; keeping "
+                                       "the one it runs: ") + e.what());
+            failed_config_text_ = text;
+        }
+        synced_config_text_ = text;
+    }
+    if (pumps_) pumps_->refresh_disabled();
+}
+
+void Node::start_sync_thread() {
+    sync_thread_ = std::thread([this] {
+        std::unique_lock<std::mutex> lock(sync_mutex_);
+        while (!sync_wake_.wait_for(lock, std::chrono::microseconds(kSyncMicros), [this] { return sync_stop_; })) {
+            lock.unlock();
+            try {
+                sync_from_storage();
+                if (sync_failing_) Poco::Logger::get("sluice.node").information("reading shared changes from storage again");
+                sync_failing_ = false;
+            } catch (const std::exception& e) {
+                if (!sync_failing_)
+                    Poco::Logger::get("sluice.node")
+                        .warning(std::string("cannot read changes other nodes stored (retrying every 2 s): ") + e.what());
+                sync_failing_ = true;
+            }
+            lock.lock();
+        }
+    });
+}
+
+void Node::stop_sync_thread() {
+    {
+        std::lock_guard<std::mutex> lock(sync_mutex_);
+        sync_stop_ = true;
+    }
+    sync_wake_.notify_all();
+    if (sync_thread_.joinable()) sync_thread_.join();
 }
 
 }  // namespace sluice::kernel

@@ -335,10 +335,30 @@ bool PumpManager::set_disabled(const std::string& pipe_id, bool disabled) {
     flag.AddMember("disabled", disabled, flag.GetAllocator());
     store_.state_put(disabled_key(pipe_id), flag);
     std::lock_guard<std::mutex> lock(mutex_);
+    ++disabled_writes_;
     auto it = pumps_.find(pipe_id);
     if (it == pumps_.end()) return false;
     it->second->disabled = disabled;
     return true;
+}
+
+void PumpManager::refresh_disabled() {
+    uint64_t writes_before = 0;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        writes_before = disabled_writes_;
+    }
+    JsonDocument stored = store_.command(R"({"op":"state_list","prefix":"pump:"})");  // not under the lock
+    std::lock_guard<std::mutex> lock(mutex_);
+    // A set_disabled on this node since the read: the read may predate its flag; the next refresh
+    // sees it.
+    if (writes_before != disabled_writes_ || !config_) return;
+    for (auto& [id, pump] : pumps_) {
+        const auto pipe = config_->pipes().find(id);
+        if (pipe == config_->pipes().end()) continue;
+        const Json* flag = stored.IsObject() ? find_member(stored, disabled_key(id)) : nullptr;
+        pump->disabled = pipe->second.pump.mode == "off" || (flag && bool_or(*flag, "disabled", false));
+    }
 }
 
 bool PumpManager::wait_idle(int timeout_ms) {

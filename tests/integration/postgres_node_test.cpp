@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <functional>
 #include <iostream>
 #include <map>
 #include <random>
@@ -51,6 +52,7 @@ class PostgresNodeTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testConfigAndDatasetsSurviveRestart);
     CPPUNIT_TEST(testCrashesNeitherLoseNorDuplicate);
     CPPUNIT_TEST(testNodesSharingStorageRunAPipeOneAtATime);
+    CPPUNIT_TEST(testNodesSharingStorageTakeEachOthersChanges);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -178,6 +180,80 @@ public:
             CPPUNIT_ASSERT_MESSAGE("two runs of the pipe overlapped", spans[i].first >= spans[i - 1].second);
         check_log_exactly_once(reader, "gen", kEntities);
         CPPUNIT_ASSERT_EQUAL(0, reader.stop());
+    }
+
+    // Two nodes on one PostgreSQL, sharing jwt.key and secrets.key (docs/deployment.md): the
+    // configuration, a variable, a secret and a pump's disable flag changed on one are taken by
+    // the other within Node::kSyncMicros, and an edit on one starts from what the other stored
+    // (no lost update).
+    void testNodesSharingStorageTakeEachOthersChanges() {
+        TempDir dir("sluice-shared");
+        const std::string dsn = sluice::test::fresh_postgres_database("shared_config");
+        NodeProcess first(dir / "a", {"--postgres", dsn, "--plugin-dir", SLUICE_TEST_FIXTURE_DIR});
+        first.start();
+        std::filesystem::create_directories(dir / "b");
+        for (const char* key : {"jwt.key", "secrets.key"}) {
+            std::filesystem::copy_file(dir / "a" / key, dir / "b" / key);
+            std::filesystem::permissions(dir / "b" / key,
+                                         std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                         std::filesystem::perm_options::replace);
+        }
+        NodeProcess second(dir / "b", {"--postgres", dsn, "--plugin-dir", SLUICE_TEST_FIXTURE_DIR});
+        second.start();
+        // Polls for up to 10 s (the interval is 2 s).
+        auto eventually = [](const std::function<bool()>& check) {
+            for (int i = 0; i < 100; ++i) {
+                if (check()) return true;
+                std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            }
+            return check();
+        };
+        auto effective_count = [](const NodeProcess& node, const std::string& pipe) -> int64_t {
+            HttpResponse r = node.get("/api/pipes/" + pipe);
+            if (r.status != 200) return -1;
+            JsonDocument d = r.json();
+            return d["config"]["effective"]["source"]["count"].GetInt64();
+        };
+
+        // Configuration and variables: a pipe whose count is a variable, set on the first node.
+        CPPUNIT_ASSERT_EQUAL(200, first.put("/api/env", R"({"n": 5})").status);
+        HttpResponse put = first.put("/api/config", R"J([{"_id": "p1", "type": "pipe", "pump": {"mode": "manual"},
+                                                           "source": {"type": "fixture_counter", "count": "$ENV(n)"}}])J");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(put.body, 200, put.status);
+        CPPUNIT_ASSERT(eventually([&] { return effective_count(second, "p1") == 5; }));
+        CPPUNIT_ASSERT_EQUAL(200, second.put("/api/env", R"({"n": 7})").status);  // changed on the second
+        CPPUNIT_ASSERT(eventually([&] { return effective_count(first, "p1") == 7; }));
+
+        // A secret set on one node is there on the other.
+        CPPUNIT_ASSERT_EQUAL(200, first.put("/api/secrets", R"({"token": "s3cret-value-1"})").status);
+        CPPUNIT_ASSERT(eventually([&] { return second.get("/api/secrets").body.find("\"token\"") != std::string::npos; }));
+        CPPUNIT_ASSERT_EQUAL(200, second.put("/api/secrets", R"({"other": "s3cret-value-2"})").status);
+        // The second node's merge kept the first node's secret.
+        CPPUNIT_ASSERT_MESSAGE(first.get("/api/secrets").body, eventually([&] {
+            const std::string names = first.get("/api/secrets").body;
+            return names.find("\"token\"") != std::string::npos && names.find("\"other\"") != std::string::npos;
+        }));
+
+        // A pump disabled on the first node is disabled on the second.
+        CPPUNIT_ASSERT_EQUAL(200, first.post("/api/pipes/p1/pump", "operation=disable", kForm).status);
+        CPPUNIT_ASSERT(eventually([&] {
+            HttpResponse r = second.get("/api/pipes/p1/pump");
+            return r.status == 200 && r.json()["runtime"]["is-disabled"].GetBool();
+        }));
+
+        // No lost update: a pipe added on the first node, and at once another pipe edited on the
+        // second (before its periodic read): the second's edit starts from the stored config.
+        HttpResponse added = first.post("/api/pipes", R"([{"_id": "p2", "type": "pipe", "pump": {"mode": "manual"},
+                                                           "source": {"type": "fixture_counter", "count": 2}}])");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(added.body, 201, added.status);
+        HttpResponse edited = second.put("/api/pipes/p1/config", R"({"_id": "p1", "type": "pipe", "pump": {"mode": "manual"},
+                                                                     "source": {"type": "fixture_counter", "count": 9}})");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(edited.body, 200, edited.status);
+        for (const NodeProcess* node : {&first, &second}) {
+            CPPUNIT_ASSERT(eventually([&] { return effective_count(*node, "p1") == 9 && effective_count(*node, "p2") == 2; }));
+        }
+        CPPUNIT_ASSERT_EQUAL(0, second.stop());
+        CPPUNIT_ASSERT_EQUAL(0, first.stop());
     }
 };
 

@@ -14,6 +14,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,12 @@ class DatasetStore;
 // Secret values are kept AES-256-GCM encrypted in storage (`cipher`, keyed from
 // <data-dir>/secrets.key) and in plain text only in this process's memory; each value is
 // registered with security::Redactor so it is masked in logs, errors and execution logs.
+// The stored secrets cannot be opened with this node's secrets.key (another node sharing the
+// storage rotated it, or the key files differ).
+struct SecretsKeyMismatch : std::runtime_error {
+    using std::runtime_error::runtime_error;
+};
+
 class Environment {
 public:
     explicit Environment(DatasetStore& store, std::shared_ptr<const security::SecretCipher> cipher = nullptr);
@@ -35,6 +42,11 @@ public:
     void set_variables(const Json& object, bool replace);
     bool erase_variable(const std::string& name);
 
+    // Re-reads what another node sharing the storage may have changed. Returns true when the
+    // variables changed. Secrets this node's key cannot open (another node rotated it) are left
+    // as they were, with a warning in the log.
+    bool reload();
+
     std::vector<std::string> secret_names() const;
     std::optional<std::string> secret(const std::string& name) const;
     void set_secrets(const Json& object, bool replace);  // values must be strings
@@ -42,6 +54,10 @@ public:
 
 private:
     void load();
+    JsonDocument read_variables() const;
+    // The stored secrets, decrypted; throws naming the first one this node's key cannot open.
+    // `plain_found`: some were stored before encryption existed.
+    JsonDocument read_secrets(bool& plain_found) const;
     void save_secrets_locked(const JsonDocument& plain);
     DatasetStore& store_;
     std::shared_ptr<const security::SecretCipher> cipher_;

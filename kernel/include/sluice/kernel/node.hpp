@@ -10,6 +10,7 @@
 #include <sluice/kernel/pumps.hpp>
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <filesystem>
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace Poco::Net {
@@ -94,10 +96,21 @@ public:
     // Re-encrypts every secret with a new key (<data-dir>/secrets.key replaced, 0600).
     void rotate_secrets_key();
 
+    // Takes what another node sharing the storage changed: the configuration (applied here as
+    // it was there, nothing written back), the environment variables, the secrets and the pump
+    // disable flags. The node does this every kSyncMicros and before each change of its own, so
+    // a change made on one node reaches the others within that, and an edit starts from the
+    // latest configuration.
+    void sync_from_storage();
+    static constexpr int64_t kSyncMicros = 2'000'000;
+
 private:
     void open_storage();
     std::shared_ptr<const NodeConfig> apply_config_locked(const Json& entities);
     void restore_config();
+    void sync_locked();  // under apply_mutex_
+    void start_sync_thread();
+    void stop_sync_thread();
 
     NodeOptions options_;
     PluginRegistry registry_;
@@ -114,6 +127,14 @@ private:
     uint16_t port_ = 0;
     std::atomic<int64_t> start_time_us_{0};
     std::string storage_description_;
+    // The stored configuration's text as last read (sync_locked compares), and the last one
+    // that failed to build here (logged once).
+    std::string synced_config_text_, failed_config_text_;
+    std::thread sync_thread_;
+    std::mutex sync_mutex_;
+    std::condition_variable sync_wake_;
+    bool sync_stop_ = false;
+    bool sync_failing_ = false;  // the last periodic sync failed (logged once until one succeeds)
 };
 
 }  // namespace sluice::kernel

@@ -56,6 +56,8 @@ public:
     std::optional<RunResult> run_pushed(const std::string& pipe_id, const PushedInput& input);
     bool request_stop(const std::string& pipe_id);
     bool set_disabled(const std::string& pipe_id, bool disabled);
+    // Takes the disable flags as stored (another node sharing the storage may have set them).
+    void refresh_disabled();
     // Blocks until no run is queued or running, or `timeout_ms` passes. True when idle.
     bool wait_idle(int timeout_ms);
     // Blocks until this pipe's pump is neither running nor queued, or `timeout_ms` passes.
@@ -106,6 +108,7 @@ private:
     bool started_ = false;
     bool scheduler_enabled_ = true;
     size_t active_ = 0;
+    uint64_t disabled_writes_ = 0;  // set_disabled calls: refresh_disabled skips a stale read
 };
 
 }  // namespace sluice::kernel
