@@ -268,6 +268,10 @@ public:
             if (!response.sent()) send_error(response, e.status, security::redact(e.what()), security::redact(e.detail));
         } catch (const ConfigError& e) {
             if (!response.sent()) send_config_errors(response, e);
+        } catch (const SharedStateConflict& e) {
+            if (!response.sent())
+                send_error(response, HTTPResponse::HTTP_CONFLICT, "conflict with the shared storage",
+                           security::redact(e.what()));
         } catch (const std::exception& e) {
             const std::string what = security::redact(e.what());
             Poco::Logger::get("sluice.api").error(http.getMethod() + " " + http.getURI() + ": " + what);
@@ -491,6 +495,14 @@ private:
         auto& a = doc.GetAllocator();
         try {
             node_.store().command(R"({"op":"state_get","key":"node:health"})");
+            if (const std::string error = node_.stored_config_error(); !error.empty()) {
+                // Reachable, but running none of the pipes the other nodes run (Node::sync_locked).
+                doc.AddMember("status", "failing", a);
+                doc.AddMember("error", "the stored configuration does not build on this node", a);
+                doc.AddMember("detail", Json(security::redact(error).c_str(), a), a);
+                send_json(res, doc, HTTPResponse::HTTP_SERVICE_UNAVAILABLE);
+                return;
+            }
             doc.AddMember("status", "ok", a);
             doc.AddMember("storage", Json(node_.storage_description().c_str(), a), a);
             send_json(res, doc);

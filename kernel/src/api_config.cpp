@@ -330,19 +330,12 @@ void register_config_routes(Router& r, Node& node) {
                 node.environment().set_secrets(body, false);
             } catch (const std::invalid_argument& e) {
                 throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid secrets", e.what());
-            } catch (const SecretsKeyMismatch& e) {
-                throw HttpError(HTTPResponse::HTTP_CONFLICT, "secrets sealed with another key", e.what());
-            }
+            }  // SecretsKeyMismatch: 409 (SharedStateConflict)
             secret_names(res);
         });
     }
     r.add("DELETE", "/api/secrets/{name}", [&node, secret_names](Request& req, HTTPServerResponse& res) {
-        bool erased = false;
-        try {
-            erased = node.environment().erase_secret(req.params[0]);
-        } catch (const SecretsKeyMismatch& e) {
-            throw HttpError(HTTPResponse::HTTP_CONFLICT, "secrets sealed with another key", e.what());
-        }
+        const bool erased = node.environment().erase_secret(req.params[0]);  // SecretsKeyMismatch: 409
         if (!erased) throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "no such secret", "'" + req.params[0] + "' is not set");
         secret_names(res);
     });

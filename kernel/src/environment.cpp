@@ -3,6 +3,7 @@
 
 #include <Poco/Logger.h>
 
+#include <optional>
 #include <stdexcept>
 
 namespace sluice::kernel {
@@ -51,7 +52,7 @@ void Environment::load() {
     std::lock_guard<std::mutex> lock(mutex_);
     variables_ = read_variables();
     bool plain_found = false;
-    secrets_ = read_secrets(plain_found);
+    secrets_ = read_secrets(cipher_.get(), plain_found);
     if (plain_found && cipher_) save_secrets_locked(secrets_);
 }
 
@@ -61,7 +62,7 @@ JsonDocument Environment::read_variables() const {
     return variables;
 }
 
-JsonDocument Environment::read_secrets(bool& plain_found) const {
+JsonDocument Environment::read_secrets(const security::SecretCipher* cipher, bool& plain_found) const {
     JsonDocument stored = store_.state_get(kSecretsKey);
     JsonDocument secrets(rapidjson::kObjectType);
     plain_found = false;
@@ -71,9 +72,9 @@ JsonDocument Environment::read_secrets(bool& plain_found) const {
         if (!it->value.IsString()) continue;
         std::string value(as_view(it->value));
         if (security::SecretCipher::is_sealed(value)) {
-            if (!cipher_) throw std::runtime_error("secrets in storage are encrypted but no key is configured");
+            if (!cipher) throw std::runtime_error("secrets in storage are encrypted but no key is configured");
             try {
-                value = cipher_->decrypt(value);
+                value = cipher->decrypt(value);
             } catch (const std::exception& e) {
                 throw SecretsKeyMismatch("cannot decrypt secret '" + std::string(as_view(it->name)) +
                                          "' with <data-dir>/secrets.key (" + e.what() +
@@ -89,16 +90,34 @@ JsonDocument Environment::read_secrets(bool& plain_found) const {
 }
 
 bool Environment::reload() {
-    std::lock_guard<std::mutex> lock(mutex_);
+    std::shared_ptr<const security::SecretCipher> cipher;
+    uint64_t generation = 0;
+    {
+        std::lock_guard<std::mutex> lock(mutex_);
+        cipher = cipher_;
+        generation = generation_;
+    }
     JsonDocument variables = read_variables();
-    const bool variables_changed = to_json(variables) != to_json(variables_);
-    variables_ = std::move(variables);
+    std::optional<JsonDocument> secrets;
+    std::string error;
     try {
         bool plain_found = false;
-        secrets_ = read_secrets(plain_found);
+        secrets = read_secrets(cipher.get(), plain_found);
     } catch (const std::exception& e) {
-        Poco::Logger::get("sluice.node").warning(std::string("keeping the secrets read before: ") + e.what());
+        error = e.what();
     }
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (error != reload_error_) {
+        if (!error.empty())
+            Poco::Logger::get("sluice.node").warning("keeping the secrets read before: " + error);
+        else
+            Poco::Logger::get("sluice.node").information("the stored secrets open with this node's key again");
+        reload_error_ = error;
+    }
+    if (generation != generation_) return false;  // this node wrote meanwhile: what was read is older
+    const bool variables_changed = to_json(variables) != to_json(variables_);
+    variables_ = std::move(variables);
+    if (secrets) secrets_ = std::move(*secrets);
     return variables_changed;
 }
 
@@ -115,8 +134,9 @@ void Environment::save_secrets_locked(const JsonDocument& plain) {
 
 void Environment::set_cipher(std::shared_ptr<const security::SecretCipher> next) {
     std::lock_guard<std::mutex> lock(mutex_);
+    ++generation_;
     bool plain_found = false;
-    secrets_ = read_secrets(plain_found);  // what is stored now, opened with the old key
+    secrets_ = read_secrets(cipher_.get(), plain_found);  // what is stored now, opened with the old key
     cipher_ = std::move(next);
     save_secrets_locked(secrets_);
 }
@@ -128,9 +148,10 @@ JsonDocument Environment::variables() const {
     return copy;
 }
 
-void Environment::set_variables(const Json& object, bool replace) {
+void Environment::set_variables(const Json& object, bool replace, const VariablesCheck& check) {
     if (!object.IsObject()) throw std::invalid_argument("environment variables must be a JSON object");
     std::lock_guard<std::mutex> lock(mutex_);
+    ++generation_;
     variables_ = read_variables();  // another node's change since the last reload is kept
     JsonDocument next;
     if (replace) {
@@ -143,16 +164,19 @@ void Environment::set_variables(const Json& object, bool replace) {
                            next.GetAllocator());
         }
     }
+    if (check) check(next);
     store_.state_put(kEnvKey, next);
     variables_ = std::move(next);
 }
 
-bool Environment::erase_variable(const std::string& name) {
+bool Environment::erase_variable(const std::string& name, const VariablesCheck& check) {
     std::lock_guard<std::mutex> lock(mutex_);
+    ++generation_;
     variables_ = read_variables();
     JsonDocument next;
     next.CopyFrom(variables_, next.GetAllocator());
     if (!next.RemoveMember(name.c_str())) return false;
+    if (check) check(next);
     store_.state_put(kEnvKey, next);
     variables_ = std::move(next);
     return true;
@@ -179,10 +203,11 @@ void Environment::set_secrets(const Json& object, bool replace) {
             throw std::invalid_argument("secret '" + std::string(as_view(it->name)) + "' must be a string");
     }
     std::lock_guard<std::mutex> lock(mutex_);
+    ++generation_;
     // Written as a whole: a merge starts from what is stored now (another node may have changed
     // it), and is refused (changing nothing) when this node's key cannot open that.
     bool plain_found = false;
-    if (!replace) secrets_ = read_secrets(plain_found);
+    if (!replace) secrets_ = read_secrets(cipher_.get(), plain_found);
     JsonDocument next;
     if (replace) {
         next.CopyFrom(object, next.GetAllocator());
@@ -202,8 +227,9 @@ void Environment::set_secrets(const Json& object, bool replace) {
 
 bool Environment::erase_secret(const std::string& name) {
     std::lock_guard<std::mutex> lock(mutex_);
+    ++generation_;
     bool plain_found = false;
-    secrets_ = read_secrets(plain_found);
+    secrets_ = read_secrets(cipher_.get(), plain_found);
     JsonDocument next;
     next.CopyFrom(secrets_, next.GetAllocator());
     if (!next.RemoveMember(name.c_str())) return false;

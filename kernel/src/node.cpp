@@ -78,18 +78,12 @@ void Node::open_storage() {
 }
 
 void Node::restore_config() {
-    JsonDocument stored = store_->state_get(kConfigKey);
-    if (stored.IsArray()) synced_config_text_ = to_json(stored);
-    if (stored.IsArray()) {
-        try {
-            std::lock_guard<std::mutex> lock(config_mutex_);
-            JsonDocument variables = environment_->variables();
-            config_ = NodeConfig::build(stored, registry_, &variables);
-        } catch (const ConfigError& e) {
-            // A plugin the stored config needs may be missing now: serve, but say why pipes are absent.
-            Poco::Logger::get("sluice.node").error(std::string("stored configuration is not valid any more; "
-                                                               "starting with none: ") + e.what());
-        }
+    {
+        // The stored configuration, as every node sharing the storage runs it. When it does not
+        // build here (a plugin it needs is missing), the node serves with none and refuses edits
+        // that would write its empty copy back over it (sync_locked, refuse_while_stored_config_fails).
+        std::lock_guard<std::mutex> lock(apply_mutex_);
+        sync_locked();
     }
     if (options_.config_file) {
         std::ifstream in(*options_.config_file);
@@ -193,14 +187,21 @@ void Node::stop() {
 
 void Node::rotate_secrets_key() {
     std::lock_guard<std::mutex> lock(apply_mutex_);
-    const fs::path file = options_.data_dir / "secrets.key";
+    const fs::path file = options_.data_dir / "secrets.key", next = options_.data_dir / "secrets.key.next";
     const std::string key = security::random_bytes(32);
     // The new key is on disk (beside the old one) before any value is sealed with it, so a crash
     // in between leaves a key that opens what storage holds: secrets.key.previous or secrets.key.
-    security::write_private_file(options_.data_dir / "secrets.key.next", key);
-    environment_->set_cipher(std::make_shared<const security::SecretCipher>(key));
+    security::write_private_file(next, key);
+    try {
+        environment_->set_cipher(std::make_shared<const security::SecretCipher>(key));
+    } catch (const SecretsKeyMismatch&) {
+        // Refused before anything was sealed with the new key: it must not be taken up at the
+        // next start (Node::start finishes an interrupted rotation with secrets.key.next).
+        fs::remove(next);
+        throw;
+    }
     fs::rename(file, options_.data_dir / "secrets.key.previous");
-    fs::rename(options_.data_dir / "secrets.key.next", file);
+    fs::rename(next, file);
     fs::remove(options_.data_dir / "secrets.key.previous");
 }
 
@@ -222,9 +223,18 @@ std::shared_ptr<const NodeConfig> Node::config() const {
     return config_;
 }
 
+void Node::refuse_while_stored_config_fails() const {
+    if (!failed_config_text_.empty())
+        throw SharedStateConflict(
+            "the stored configuration does not build on this node (" + stored_config_error() +
+            "), so a change made here would overwrite it with this node's older copy; make the change on a node "
+            "that runs it, give this node the plugins it needs, or replace the whole configuration (PUT /api/config)");
+}
+
 std::shared_ptr<const NodeConfig> Node::modify_config(const std::function<void(JsonDocument&)>& edit) {
     std::lock_guard<std::mutex> lock(apply_mutex_);
     sync_locked();  // the edit starts from the latest configuration, whichever node stored it
+    refuse_while_stored_config_fails();
     JsonDocument entities;
     entities.CopyFrom(config()->entities(), entities.GetAllocator());
     edit(entities);
@@ -237,30 +247,29 @@ std::shared_ptr<const NodeConfig> Node::apply_config(const Json& entities) {
     return apply_config_locked(entities);
 }
 
+// Variables are stored only once the running configuration builds with them; the configuration
+// itself is not written (it did not change), so another node's edit to it is never overwritten.
 void Node::set_environment(const Json& object, bool replace) {
     std::lock_guard<std::mutex> lock(apply_mutex_);
-    sync_locked();  // re-applied below: the latest configuration, not this node's older copy
-    JsonDocument previous = environment_->variables();
-    environment_->set_variables(object, replace);
-    try {
-        apply_config_locked(config()->entities());
-    } catch (...) {
-        environment_->set_variables(previous, true);
-        throw;
-    }
+    sync_locked();
+    refuse_while_stored_config_fails();
+    std::shared_ptr<const NodeConfig> next;
+    environment_->set_variables(object, replace, [&](const Json& variables) {
+        next = NodeConfig::build(config()->entities(), registry_, &variables);  // ConfigError: nothing stored
+    });
+    install_locked(next);
 }
 
 bool Node::erase_environment_variable(const std::string& name) {
     std::lock_guard<std::mutex> lock(apply_mutex_);
     sync_locked();
-    JsonDocument previous = environment_->variables();
-    if (!environment_->erase_variable(name)) return false;
-    try {
-        apply_config_locked(config()->entities());
-    } catch (...) {
-        environment_->set_variables(previous, true);
-        throw;
-    }
+    refuse_while_stored_config_fails();
+    std::shared_ptr<const NodeConfig> next;
+    if (!environment_->erase_variable(name, [&](const Json& variables) {
+            next = NodeConfig::build(config()->entities(), registry_, &variables);
+        }))
+        return false;
+    install_locked(next);
     return true;
 }
 
@@ -277,14 +286,26 @@ std::shared_ptr<const NodeConfig> Node::apply_config_locked(const Json& entities
     } catch (const StorageError&) {
         store_->state_put(kConfigKey, next->entities());  // backends without history
     }
-    // As the other nodes will read it (a backend may normalise the JSON): the next sync compares.
-    if (JsonDocument stored = store_->state_get(kConfigKey); stored.IsArray()) synced_config_text_ = to_json(stored);
+    // What was written, not read back: another node's write in between must still look new to
+    // the next sync. (A backend that normalises the JSON costs one identical rebuild there.)
+    synced_config_text_ = to_json(next->entities());
+    failed_config_text_.clear();
+    install_locked(next);
+    return next;
+}
+
+void Node::install_locked(const std::shared_ptr<const NodeConfig>& next, std::string stored_config_error) {
     {
         std::lock_guard<std::mutex> lock(config_mutex_);
         config_ = next;
+        stored_config_error_ = std::move(stored_config_error);
     }
     if (pumps_) pumps_->apply(next);
-    return next;
+}
+
+std::string Node::stored_config_error() const {
+    std::lock_guard<std::mutex> lock(config_mutex_);
+    return stored_config_error_;
 }
 
 void Node::sync_from_storage() {
@@ -299,20 +320,20 @@ void Node::sync_locked() {
     if (!text.empty() && (text != synced_config_text_ || variables_changed)) {
         JsonDocument variables = environment_->variables();
         try {
-            auto next = NodeConfig::build(stored, registry_, &variables);
-            {
-                std::lock_guard<std::mutex> config_lock(config_mutex_);
-                config_ = next;
-            }
-            if (pumps_) pumps_->apply(next);
+            install_locked(NodeConfig::build(stored, registry_, &variables));
             failed_config_text_.clear();
         } catch (const ConfigError& e) {
-            // Valid where it was applied, not here: most likely a plugin this node lacks. Every
-            // node sharing the storage must load the same plugins.
-            if (text != failed_config_text_)
+            // Valid where it was applied, not here: most likely a plugin this node lacks (every
+            // node sharing the storage must load the same plugins), or one removed since. The
+            // node runs no pipe rather than an older version of them beside the nodes running
+            // the new one, answers 503 on /api/health (out of a load balancer's rotation) and
+            // refuses edits, until the configuration or its plugins change.
+            if (text != failed_config_text_) {
                 Poco::Logger::get("sluice.node")
-                    .error(std::string("the configuration another node stored is not valid on this node; keeping "
-                                       "the one it runs: ") + e.what());
+                    .error(std::string("the stored configuration is not valid on this node; running no pipe and "
+                                       "refusing changes until it is: ") + e.what());
+                install_locked(NodeConfig::empty(), e.what());
+            }
             failed_config_text_ = text;
         }
         synced_config_text_ = text;
@@ -321,6 +342,9 @@ void Node::sync_locked() {
 }
 
 void Node::start_sync_thread() {
+    // Memory storage is this process's own: nothing another node could have changed.
+    if (options_.storage == "memory") return;
+    sync_stop_ = false;
     sync_thread_ = std::thread([this] {
         std::unique_lock<std::mutex> lock(sync_mutex_);
         while (!sync_wake_.wait_for(lock, std::chrono::microseconds(kSyncMicros), [this] { return sync_stop_; })) {

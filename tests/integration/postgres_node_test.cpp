@@ -4,6 +4,8 @@
 #include "postgres_support.hpp"
 #include "test_support.hpp"
 
+#include <sluice/kernel/node.hpp>
+
 #include <cppunit/extensions/HelperMacros.h>
 
 #include <algorithm>
@@ -45,6 +47,25 @@ void check_log_exactly_once(const NodeProcess& node, const std::string& dataset,
     CPPUNIT_ASSERT_EQUAL_MESSAGE(dataset + ": duplicate versions", static_cast<size_t>(expected), ids.size());
 }
 
+// Polls for up to 10 s (nodes sharing storage read each other's changes every 2 s).
+bool eventually(const std::function<bool()>& check) {
+    for (int i = 0; i < 100; ++i) {
+        if (check()) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return check();
+}
+
+// A node joining another's storage gets its key files, as docs/deployment.md tells.
+void copy_node_keys(const std::filesystem::path& from, const std::filesystem::path& to) {
+    std::filesystem::create_directories(to);
+    for (const char* key : {"jwt.key", "secrets.key"}) {
+        std::filesystem::copy_file(from / key, to / key);
+        std::filesystem::permissions(to / key, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                     std::filesystem::perm_options::replace);
+    }
+}
+
 }  // namespace
 
 class PostgresNodeTest : public CppUnit::TestFixture {
@@ -53,6 +74,7 @@ class PostgresNodeTest : public CppUnit::TestFixture {
     CPPUNIT_TEST(testCrashesNeitherLoseNorDuplicate);
     CPPUNIT_TEST(testNodesSharingStorageRunAPipeOneAtATime);
     CPPUNIT_TEST(testNodesSharingStorageTakeEachOthersChanges);
+    CPPUNIT_TEST(testNodeThatCannotOpenWhatOthersStoredChangesNothing);
     CPPUNIT_TEST_SUITE_END();
 
 public:
@@ -191,23 +213,9 @@ public:
         const std::string dsn = sluice::test::fresh_postgres_database("shared_config");
         NodeProcess first(dir / "a", {"--postgres", dsn, "--plugin-dir", SLUICE_TEST_FIXTURE_DIR});
         first.start();
-        std::filesystem::create_directories(dir / "b");
-        for (const char* key : {"jwt.key", "secrets.key"}) {
-            std::filesystem::copy_file(dir / "a" / key, dir / "b" / key);
-            std::filesystem::permissions(dir / "b" / key,
-                                         std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
-                                         std::filesystem::perm_options::replace);
-        }
+        copy_node_keys(dir / "a", dir / "b");
         NodeProcess second(dir / "b", {"--postgres", dsn, "--plugin-dir", SLUICE_TEST_FIXTURE_DIR});
         second.start();
-        // Polls for up to 10 s (the interval is 2 s).
-        auto eventually = [](const std::function<bool()>& check) {
-            for (int i = 0; i < 100; ++i) {
-                if (check()) return true;
-                std::this_thread::sleep_for(std::chrono::milliseconds(100));
-            }
-            return check();
-        };
         auto effective_count = [](const NodeProcess& node, const std::string& pipe) -> int64_t {
             HttpResponse r = node.get("/api/pipes/" + pipe);
             if (r.status != 200) return -1;
@@ -254,6 +262,66 @@ public:
         }
         CPPUNIT_ASSERT_EQUAL(0, second.stop());
         CPPUNIT_ASSERT_EQUAL(0, first.stop());
+    }
+
+    // A node lacking a plugin the stored configuration uses, and then a node whose secrets key
+    // another node rotated: each refuses changes (409) instead of writing its stale copy over
+    // what the others stored, runs no pipe, and leaves its key files as they were.
+    void testNodeThatCannotOpenWhatOthersStoredChangesNothing() {
+        TempDir dir("sluice-shared-conflict");
+        const std::string dsn = sluice::test::fresh_postgres_database("shared_conflict");
+        NodeProcess full(dir / "a", {"--postgres", dsn, "--plugin-dir", SLUICE_TEST_FIXTURE_DIR});
+        full.start();
+        CPPUNIT_ASSERT_EQUAL(200, full.put("/api/env", R"({"n": 5})").status);
+        CPPUNIT_ASSERT_EQUAL(200, full.put("/api/secrets", R"({"token": "s3cret-value-3"})").status);
+        const std::string stored_config = R"J([{"_id": "p1", "type": "pipe", "pump": {"mode": "manual"},
+                                               "source": {"type": "fixture_counter", "count": "$ENV(n)"}}])J";
+        CPPUNIT_ASSERT_EQUAL(200, full.put("/api/config", stored_config).status);
+        const std::string config_before = full.get("/api/config").body;
+
+        copy_node_keys(dir / "a", dir / "c");
+        NodeProcess lacking(dir / "c", {"--postgres", dsn});  // no fixture plugins: p1 does not build
+        lacking.start();
+        HttpResponse health = lacking.get("/api/health");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(health.body, 503, health.status);
+        CPPUNIT_ASSERT_MESSAGE(health.body, health.body.find("fixture_counter") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(200, full.get("/api/health").status);
+        CPPUNIT_ASSERT_EQUAL(std::string("[]"), lacking.get("/api/config").body);  // runs no pipe
+        const std::string embedded = R"({"_id": "p9", "type": "pipe", "pump": {"mode": "manual"},
+                                         "source": {"type": "embedded", "entities": [{"_id": "x"}]}})";
+        HttpResponse edit = lacking.put("/api/pipes/p9/config", embedded);
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(edit.body, 409, edit.status);
+        CPPUNIT_ASSERT_MESSAGE(edit.body, edit.body.find("does not build on this node") != std::string::npos);
+        CPPUNIT_ASSERT_EQUAL(409, lacking.post("/api/pipes", "[" + embedded + "]").status);
+        CPPUNIT_ASSERT_EQUAL(409, lacking.put("/api/env", R"({"n": 6})").status);
+        CPPUNIT_ASSERT_EQUAL(409, lacking.del("/api/env/n").status);
+
+        // Another node rotates the secrets key: this one's key no longer opens them.
+        HttpResponse rotated = full.post("/api/secrets/rotate-key", "");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(rotated.body, 200, rotated.status);
+        HttpResponse secret = lacking.put("/api/secrets", R"({"other": "s3cret-value-4"})");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(secret.body, 409, secret.status);
+        CPPUNIT_ASSERT_EQUAL(409, lacking.del("/api/secrets/token").status);
+        HttpResponse rotate = lacking.post("/api/secrets/rotate-key", "");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(rotate.body, 409, rotate.status);
+        CPPUNIT_ASSERT(!std::filesystem::exists(dir / "c" / "secrets.key.next"));
+
+        // After a few sync rounds, what the full node stored is untouched.
+        std::this_thread::sleep_for(std::chrono::microseconds(2 * sluice::kernel::Node::kSyncMicros + 500'000));
+        CPPUNIT_ASSERT_EQUAL(config_before, full.get("/api/config").body);
+        CPPUNIT_ASSERT_EQUAL(std::string(R"({"n":5})"), full.get("/api/env").body);
+        CPPUNIT_ASSERT_EQUAL(std::string(R"(["token"])"), full.get("/api/secrets").body);
+        CPPUNIT_ASSERT_EQUAL(200, full.post("/api/pipes/p1/pump", "operation=start", kForm).status);
+        full.wait_for_pipe_runs("p1");
+        CPPUNIT_ASSERT_EQUAL(static_cast<int64_t>(5), dataset_count(full, "p1"));
+
+        // Replacing the whole configuration is allowed: it does not start from the stale copy.
+        HttpResponse replaced = lacking.put("/api/config", "[" + embedded + "]");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(replaced.body, 200, replaced.status);
+        CPPUNIT_ASSERT_EQUAL(200, lacking.get("/api/health").status);
+        CPPUNIT_ASSERT(eventually([&] { return full.get("/api/pipes/p9").status == 200 && full.get("/api/pipes/p1").status == 404; }));
+        CPPUNIT_ASSERT_EQUAL(0, lacking.stop());
+        CPPUNIT_ASSERT_EQUAL(0, full.stop());
     }
 };
 

@@ -81,19 +81,25 @@ public:
     std::string storage_description() const { return storage_description_; }
 
     std::shared_ptr<const NodeConfig> config() const;
+    // Why the stored configuration does not build on this node (it then runs none); empty when
+    // it does.
+    std::string stored_config_error() const;
     // Validates `entities` whole, then persists and applies it. Throws ConfigError (nothing
     // changed) when invalid.
     std::shared_ptr<const NodeConfig> apply_config(const Json& entities);
-    // Edits a copy of the current configuration (a JSON array) and applies it as above, with
-    // concurrent edits serialised so none is lost.
+    // Edits a copy of the latest stored configuration (a JSON array) and applies it as above,
+    // with concurrent edits serialised so none is lost. Throws SharedStateConflict (nothing
+    // changed) while the stored configuration does not build on this node.
     std::shared_ptr<const NodeConfig> modify_config(const std::function<void(JsonDocument&)>& edit);
     // Changes the environment variables and re-applies the configuration with them; when the
     // configuration would become invalid, throws ConfigError and keeps the old variables.
+    // SharedStateConflict as modify_config.
     void set_environment(const Json& object, bool replace);
     bool erase_environment_variable(const std::string& name);
     Environment& environment() { return *environment_; }
     Auth& auth() { return *auth_; }
-    // Re-encrypts every secret with a new key (<data-dir>/secrets.key replaced, 0600).
+    // Re-encrypts every secret with a new key (<data-dir>/secrets.key replaced, 0600). Throws
+    // SecretsKeyMismatch (nothing changed) when this node's key cannot open the stored secrets.
     void rotate_secrets_key();
 
     // Takes what another node sharing the storage changed: the configuration (applied here as
@@ -106,7 +112,11 @@ public:
 
 private:
     void open_storage();
-    std::shared_ptr<const NodeConfig> apply_config_locked(const Json& entities);
+    std::shared_ptr<const NodeConfig> apply_config_locked(const Json& entities);  // builds, stores, installs
+    // Runs `next` here, storing nothing; `stored_config_error`: why the stored one did not build.
+    void install_locked(const std::shared_ptr<const NodeConfig>& next, std::string stored_config_error = {});
+    // Throws SharedStateConflict while the stored configuration does not build on this node.
+    void refuse_while_stored_config_fails() const;
     void restore_config();
     void sync_locked();  // under apply_mutex_
     void start_sync_thread();
@@ -127,9 +137,10 @@ private:
     uint16_t port_ = 0;
     std::atomic<int64_t> start_time_us_{0};
     std::string storage_description_;
-    // The stored configuration's text as last read (sync_locked compares), and the last one
-    // that failed to build here (logged once).
+    // The stored configuration's text as last read or written (sync_locked compares), and the
+    // last one that failed to build here with why (logged once; edits are refused meanwhile).
     std::string synced_config_text_, failed_config_text_;
+    std::string stored_config_error_;  // under config_mutex_
     std::thread sync_thread_;
     std::mutex sync_mutex_;
     std::condition_variable sync_wake_;
