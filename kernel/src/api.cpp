@@ -268,9 +268,9 @@ public:
             if (!response.sent()) send_error(response, e.status, security::redact(e.what()), security::redact(e.detail));
         } catch (const ConfigError& e) {
             if (!response.sent()) send_config_errors(response, e);
-        } catch (const SharedStateConflict& e) {
+        } catch (const SecretsKeyMismatch& e) {
             if (!response.sent())
-                send_error(response, HTTPResponse::HTTP_CONFLICT, "conflict with the shared storage",
+                send_error(response, HTTPResponse::HTTP_CONFLICT, "secrets sealed with another key",
                            security::redact(e.what()));
         } catch (const std::exception& e) {
             const std::string what = security::redact(e.what());
@@ -495,11 +495,13 @@ private:
         auto& a = doc.GetAllocator();
         try {
             node_.store().command(R"({"op":"state_get","key":"node:health"})");
-            if (const std::string error = node_.stored_config_error(); !error.empty()) {
+            if (!node_.stored_config_error().empty()) {
                 // Reachable, but running none of the pipes the other nodes run (Node::sync_locked).
+                // The reason names pipes and plugins: it is in the log and /api/status, which
+                // need a token; this endpoint needs none.
                 doc.AddMember("status", "failing", a);
                 doc.AddMember("error", "the stored configuration does not build on this node", a);
-                doc.AddMember("detail", Json(security::redact(error).c_str(), a), a);
+                doc.AddMember("detail", "the node runs no pipe; its log and /api/status say why", a);
                 send_json(res, doc, HTTPResponse::HTTP_SERVICE_UNAVAILABLE);
                 return;
             }
@@ -532,6 +534,8 @@ private:
         doc.AddMember("node_version", SLUICE_VERSION, a);
         doc.AddMember("storage", Json(node_.storage_description().c_str(), a), a);
         doc.AddMember("pipes", static_cast<uint64_t>(node_.config()->pipes().size()), a);
+        if (const std::string error = node_.stored_config_error(); !error.empty())
+            doc.AddMember("config_error", Json(security::redact(error).c_str(), a), a);
         send_json(res, doc);
     }
 

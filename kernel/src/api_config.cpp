@@ -209,8 +209,7 @@ void register_kind(Router& r, Node& node, const std::string& kind, const std::st
         send_json(res, R"({"deleted":true})");
     });
     r.add("GET", "/api/" + collection + "/{id}/config", [&node, kind](Request& req, HTTPServerResponse& res) {
-        auto config = node.config();
-        const Json& entities = config->entities();
+        const JsonDocument entities = node.config_entities();  // as stored, also where it does not build
         rapidjson::SizeType at = find_entity(entities, req.params[0]);
         if (at == entities.Size() || !is_kind(entities[at], kind))
             throw HttpError(HTTPResponse::HTTP_NOT_FOUND, "no such " + kind, "'" + req.params[0] + "' is not configured");
@@ -242,16 +241,18 @@ void register_kind(Router& r, Node& node, const std::string& kind, const std::st
 
 void register_config_routes(Router& r, Node& node) {
     r.add("GET", "/api/config", [&node](Request& req, HTTPServerResponse& res) {
-        auto config = node.config();
+        // As stored, also on a node where it does not build (and that runs none): a client that
+        // reads, edits and uploads through that node must not upload an empty configuration.
+        const JsonDocument entities = node.config_entities();
         if (req.http.get("Accept", "").find("application/zip") != std::string::npos) {
-            const std::string zip = config_zip(config->entities());
+            const std::string zip = config_zip(entities);
             res.setStatus(HTTPResponse::HTTP_OK);
             res.setContentType("application/zip");
             res.setContentLength(static_cast<std::streamsize>(zip.size()));
             res.send() << zip;
             return;
         }
-        send_json(res, config->entities());
+        send_json(res, entities);
     });
     r.add("PUT", "/api/config", [&node](Request& req, HTTPServerResponse& res) {
         // `force=true` is accepted for Sesam's client, but a configuration with errors is never
@@ -330,7 +331,7 @@ void register_config_routes(Router& r, Node& node) {
                 node.environment().set_secrets(body, false);
             } catch (const std::invalid_argument& e) {
                 throw HttpError(HTTPResponse::HTTP_BAD_REQUEST, "invalid secrets", e.what());
-            }  // SecretsKeyMismatch: 409 (SharedStateConflict)
+            }  // SecretsKeyMismatch: 409
             secret_names(res);
         });
     }

@@ -107,6 +107,7 @@ bool Environment::reload() {
         error = e.what();
     }
     std::lock_guard<std::mutex> lock(mutex_);
+    if (generation != generation_) return false;  // this node wrote meanwhile: what was read is older
     if (error != reload_error_) {
         if (!error.empty())
             Poco::Logger::get("sluice.node").warning("keeping the secrets read before: " + error);
@@ -114,7 +115,6 @@ bool Environment::reload() {
             Poco::Logger::get("sluice.node").information("the stored secrets open with this node's key again");
         reload_error_ = error;
     }
-    if (generation != generation_) return false;  // this node wrote meanwhile: what was read is older
     const bool variables_changed = to_json(variables) != to_json(variables_);
     variables_ = std::move(variables);
     if (secrets) secrets_ = std::move(*secrets);

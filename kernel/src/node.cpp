@@ -78,14 +78,12 @@ void Node::open_storage() {
 }
 
 void Node::restore_config() {
-    {
-        // The stored configuration, as every node sharing the storage runs it. When it does not
-        // build here (a plugin it needs is missing), the node serves with none and refuses edits
-        // that would write its empty copy back over it (sync_locked, refuse_while_stored_config_fails).
+    if (!options_.config_file) {
+        // The stored configuration, as every node sharing the storage runs it (when it does not
+        // build here, none: sync_locked).
         std::lock_guard<std::mutex> lock(apply_mutex_);
         sync_locked();
-    }
-    if (options_.config_file) {
+    } else {  // replaces whatever is stored (docs/deployment.md: not for nodes sharing storage)
         std::ifstream in(*options_.config_file);
         if (!in) throw std::runtime_error("cannot read --config file " + options_.config_file->string());
         std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -223,20 +221,21 @@ std::shared_ptr<const NodeConfig> Node::config() const {
     return config_;
 }
 
-void Node::refuse_while_stored_config_fails() const {
-    if (!failed_config_text_.empty())
-        throw SharedStateConflict(
-            "the stored configuration does not build on this node (" + stored_config_error() +
-            "), so a change made here would overwrite it with this node's older copy; make the change on a node "
-            "that runs it, give this node the plugins it needs, or replace the whole configuration (PUT /api/config)");
+JsonDocument Node::config_entities() const {
+    std::lock_guard<std::mutex> lock(config_mutex_);
+    JsonDocument copy;
+    copy.CopyFrom(unbuildable_config_ ? static_cast<const Json&>(*unbuildable_config_) : config_->entities(),
+                  copy.GetAllocator());
+    return copy;
 }
 
 std::shared_ptr<const NodeConfig> Node::modify_config(const std::function<void(JsonDocument&)>& edit) {
     std::lock_guard<std::mutex> lock(apply_mutex_);
-    sync_locked();  // the edit starts from the latest configuration, whichever node stored it
-    refuse_while_stored_config_fails();
-    JsonDocument entities;
-    entities.CopyFrom(config()->entities(), entities.GetAllocator());
+    sync_locked();
+    // The edit starts from the stored configuration, whichever node stored it, even when it does
+    // not build here: the result must then build here too (400 naming what is missing), and
+    // never is this node's older copy written back.
+    JsonDocument entities = config_entities();
     edit(entities);
     return apply_config_locked(entities);
 }
@@ -247,15 +246,15 @@ std::shared_ptr<const NodeConfig> Node::apply_config(const Json& entities) {
     return apply_config_locked(entities);
 }
 
-// Variables are stored only once the running configuration builds with them; the configuration
+// Variables are stored only once the stored configuration builds with them; the configuration
 // itself is not written (it did not change), so another node's edit to it is never overwritten.
 void Node::set_environment(const Json& object, bool replace) {
     std::lock_guard<std::mutex> lock(apply_mutex_);
     sync_locked();
-    refuse_while_stored_config_fails();
+    const JsonDocument entities = config_entities();
     std::shared_ptr<const NodeConfig> next;
     environment_->set_variables(object, replace, [&](const Json& variables) {
-        next = NodeConfig::build(config()->entities(), registry_, &variables);  // ConfigError: nothing stored
+        next = NodeConfig::build(entities, registry_, &variables);  // ConfigError: nothing stored
     });
     install_locked(next);
 }
@@ -263,10 +262,10 @@ void Node::set_environment(const Json& object, bool replace) {
 bool Node::erase_environment_variable(const std::string& name) {
     std::lock_guard<std::mutex> lock(apply_mutex_);
     sync_locked();
-    refuse_while_stored_config_fails();
+    const JsonDocument entities = config_entities();
     std::shared_ptr<const NodeConfig> next;
     if (!environment_->erase_variable(name, [&](const Json& variables) {
-            next = NodeConfig::build(config()->entities(), registry_, &variables);
+            next = NodeConfig::build(entities, registry_, &variables);
         }))
         return false;
     install_locked(next);
@@ -289,18 +288,33 @@ std::shared_ptr<const NodeConfig> Node::apply_config_locked(const Json& entities
     // What was written, not read back: another node's write in between must still look new to
     // the next sync. (A backend that normalises the JSON costs one identical rebuild there.)
     synced_config_text_ = to_json(next->entities());
-    failed_config_text_.clear();
-    install_locked(next);
+    install_locked(next, /*removed_from_storage=*/true);
     return next;
 }
 
-void Node::install_locked(const std::shared_ptr<const NodeConfig>& next, std::string stored_config_error) {
+void Node::install_locked(const std::shared_ptr<const NodeConfig>& next, bool removed_from_storage) {
+    failed_config_text_.clear();
     {
         std::lock_guard<std::mutex> lock(config_mutex_);
         config_ = next;
-        stored_config_error_ = std::move(stored_config_error);
+        stored_config_error_.clear();
+        unbuildable_config_.reset();
     }
-    if (pumps_) pumps_->apply(next);
+    if (pumps_) pumps_->apply(next, removed_from_storage);
+}
+
+void Node::run_none_locked(JsonDocument stored, const std::string& text, const std::string& error) {
+    Poco::Logger::get("sluice.node")
+        .error("the stored configuration is not valid on this node; running no pipe until it is: " + error);
+    failed_config_text_ = text;
+    auto none = NodeConfig::empty();
+    {
+        std::lock_guard<std::mutex> lock(config_mutex_);
+        config_ = none;
+        stored_config_error_ = error;
+        unbuildable_config_ = std::make_shared<const JsonDocument>(std::move(stored));
+    }
+    if (pumps_) pumps_->apply(none);  // the pipes' disable flags stay: the others still run them
 }
 
 std::string Node::stored_config_error() const {
@@ -314,29 +328,32 @@ void Node::sync_from_storage() {
 }
 
 void Node::sync_locked() {
-    const bool variables_changed = environment_->reload();
-    JsonDocument stored = store_->state_get(kConfigKey);
-    const std::string text = stored.IsArray() ? to_json(stored) : std::string();
-    if (!text.empty() && (text != synced_config_text_ || variables_changed)) {
+    bool variables_changed = environment_->reload();
+    for (int attempt = 1;; ++attempt) {
+        JsonDocument stored = store_->state_get(kConfigKey);
+        const std::string text = stored.IsArray() ? to_json(stored) : std::string();
+        if (text.empty() || (text == synced_config_text_ && !variables_changed)) break;
         JsonDocument variables = environment_->variables();
         try {
             install_locked(NodeConfig::build(stored, registry_, &variables));
-            failed_config_text_.clear();
         } catch (const ConfigError& e) {
-            // Valid where it was applied, not here: most likely a plugin this node lacks (every
+            // The variables and the configuration are two reads: another node's new variable
+            // and then a configuration using it can be seen half. Both are read again once
+            // before the configuration counts as not building here.
+            if (attempt == 1) {
+                environment_->reload();
+                variables_changed = true;
+                continue;
+            }
+            // Valid where it was stored, not here: most likely a plugin this node lacks (every
             // node sharing the storage must load the same plugins), or one removed since. The
             // node runs no pipe rather than an older version of them beside the nodes running
-            // the new one, answers 503 on /api/health (out of a load balancer's rotation) and
-            // refuses edits, until the configuration or its plugins change.
-            if (text != failed_config_text_) {
-                Poco::Logger::get("sluice.node")
-                    .error(std::string("the stored configuration is not valid on this node; running no pipe and "
-                                       "refusing changes until it is: ") + e.what());
-                install_locked(NodeConfig::empty(), e.what());
-            }
-            failed_config_text_ = text;
+            // the new one, and answers 503 on /api/health (out of a load balancer's rotation),
+            // until the configuration, the variables or its plugins change.
+            if (text != failed_config_text_) run_none_locked(std::move(stored), text, e.what());
         }
         synced_config_text_ = text;
+        break;
     }
     if (pumps_) pumps_->refresh_disabled();
 }

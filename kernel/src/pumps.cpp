@@ -18,7 +18,7 @@ namespace {
 std::string disabled_key(const std::string& pipe_id) { return "pump:" + pipe_id; }
 }  // namespace
 
-void PumpManager::apply(std::shared_ptr<const NodeConfig> config) {
+void PumpManager::apply(std::shared_ptr<const NodeConfig> config, bool removed_from_storage) {
     // Pumps an operator disabled stay disabled across restarts: the flags live in storage, read
     // in one call (before the lock: storage may be slow).
     JsonDocument stored = store_.command(R"({"op":"state_list","prefix":"pump:"})");
@@ -53,6 +53,7 @@ void PumpManager::apply(std::shared_ptr<const NodeConfig> config) {
     config_ = std::move(config);
     wake_.notify_all();
     // A removed pipe's flag goes with it: a pipe added later under the same id starts enabled.
+    if (!removed_from_storage) return;
     for (const std::string& id : forgotten) {
         if (!stored.IsObject() || !find_member(stored, disabled_key(id))) continue;
         JsonDocument cmd(rapidjson::kObjectType);

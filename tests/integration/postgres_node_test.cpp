@@ -264,39 +264,56 @@ public:
         CPPUNIT_ASSERT_EQUAL(0, first.stop());
     }
 
-    // A node lacking a plugin the stored configuration uses, and then a node whose secrets key
-    // another node rotated: each refuses changes (409) instead of writing its stale copy over
-    // what the others stored, runs no pipe, and leaves its key files as they were.
+    // A node lacking a plugin the stored configuration uses runs no pipe (and says so), never
+    // writes its older copy back, and leaves the shared pump flags alone; a node whose secrets
+    // key another node rotated refuses secret changes (409) and leaves its key files as they were.
     void testNodeThatCannotOpenWhatOthersStoredChangesNothing() {
         TempDir dir("sluice-shared-conflict");
         const std::string dsn = sluice::test::fresh_postgres_database("shared_conflict");
         NodeProcess full(dir / "a", {"--postgres", dsn, "--plugin-dir", SLUICE_TEST_FIXTURE_DIR});
         full.start();
+        copy_node_keys(dir / "a", dir / "c");
+        NodeProcess lacking(dir / "c", {"--postgres", dsn});  // no fixture plugins
+        lacking.start();
+        auto disabled = [](const NodeProcess& node, const std::string& pipe) {
+            HttpResponse r = node.get("/api/pipes/" + pipe + "/pump");
+            return r.status == 200 && r.json()["runtime"]["is-disabled"].GetBool();
+        };
+        auto has = [](const HttpResponse& r, const std::string& text) { return r.body.find(text) != std::string::npos; };
+
+        // Both run p0 (built-in plugins); an operator disables it.
+        const std::string p0 = R"({"_id": "p0", "type": "pipe", "pump": {"mode": "manual"},
+                                   "source": {"type": "embedded", "entities": [{"_id": "x"}]}})";
         CPPUNIT_ASSERT_EQUAL(200, full.put("/api/env", R"({"n": 5})").status);
         CPPUNIT_ASSERT_EQUAL(200, full.put("/api/secrets", R"({"token": "s3cret-value-3"})").status);
-        const std::string stored_config = R"J([{"_id": "p1", "type": "pipe", "pump": {"mode": "manual"},
-                                               "source": {"type": "fixture_counter", "count": "$ENV(n)"}}])J";
-        CPPUNIT_ASSERT_EQUAL(200, full.put("/api/config", stored_config).status);
+        CPPUNIT_ASSERT_EQUAL(200, full.put("/api/config", "[" + p0 + "]").status);
+        CPPUNIT_ASSERT(eventually([&] { return lacking.get("/api/pipes/p0").status == 200; }));
+        CPPUNIT_ASSERT_EQUAL(200, full.post("/api/pipes/p0/pump", "operation=disable", kForm).status);
+        CPPUNIT_ASSERT(eventually([&] { return disabled(lacking, "p0"); }));
+
+        // p1 needs a plugin the second node lacks: it runs no pipe and leaves the rotation.
+        const std::string p1 = R"J({"_id": "p1", "type": "pipe", "pump": {"mode": "manual"},
+                                    "source": {"type": "fixture_counter", "count": "$ENV(n)"}})J";
+        CPPUNIT_ASSERT_EQUAL(200, full.put("/api/config", "[" + p0 + "," + p1 + "]").status);
         const std::string config_before = full.get("/api/config").body;
-
-        copy_node_keys(dir / "a", dir / "c");
-        NodeProcess lacking(dir / "c", {"--postgres", dsn});  // no fixture plugins: p1 does not build
-        lacking.start();
-        HttpResponse health = lacking.get("/api/health");
-        CPPUNIT_ASSERT_EQUAL_MESSAGE(health.body, 503, health.status);
-        CPPUNIT_ASSERT_MESSAGE(health.body, health.body.find("fixture_counter") != std::string::npos);
+        CPPUNIT_ASSERT(eventually([&] { return lacking.get("/api/health").status == 503; }));
+        CPPUNIT_ASSERT_EQUAL(404, lacking.get("/api/pipes/p0").status);
+        HttpResponse status = lacking.get("/api/status");
+        CPPUNIT_ASSERT_MESSAGE(status.body, has(status, "fixture_counter"));
+        CPPUNIT_ASSERT_MESSAGE("/api/health needs no token: no detail", !has(lacking.get("/api/health"), "fixture_counter"));
         CPPUNIT_ASSERT_EQUAL(200, full.get("/api/health").status);
-        CPPUNIT_ASSERT_EQUAL(std::string("[]"), lacking.get("/api/config").body);  // runs no pipe
-        const std::string embedded = R"({"_id": "p9", "type": "pipe", "pump": {"mode": "manual"},
-                                         "source": {"type": "embedded", "entities": [{"_id": "x"}]}})";
-        HttpResponse edit = lacking.put("/api/pipes/p9/config", embedded);
-        CPPUNIT_ASSERT_EQUAL_MESSAGE(edit.body, 409, edit.status);
-        CPPUNIT_ASSERT_MESSAGE(edit.body, edit.body.find("does not build on this node") != std::string::npos);
-        CPPUNIT_ASSERT_EQUAL(409, lacking.post("/api/pipes", "[" + embedded + "]").status);
-        CPPUNIT_ASSERT_EQUAL(409, lacking.put("/api/env", R"({"n": 6})").status);
-        CPPUNIT_ASSERT_EQUAL(409, lacking.del("/api/env/n").status);
+        // It answers the stored configuration, not an empty one a client could upload back.
+        CPPUNIT_ASSERT_EQUAL(config_before, lacking.get("/api/config").body);
 
-        // Another node rotates the secrets key: this one's key no longer opens them.
+        // Edits there start from the stored configuration and must build there.
+        const std::string p9 = R"({"_id": "p9", "type": "pipe", "pump": {"mode": "manual"},
+                                   "source": {"type": "embedded", "entities": []}})";
+        HttpResponse edit = lacking.put("/api/pipes/p9/config", p9);
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(edit.body, 400, edit.status);
+        CPPUNIT_ASSERT_MESSAGE(edit.body, has(edit, "fixture_counter"));
+        CPPUNIT_ASSERT_EQUAL(400, lacking.put("/api/env", R"({"n": 6})").status);
+
+        // Another node rotates the secrets key: this one's no longer opens the stored secrets.
         HttpResponse rotated = full.post("/api/secrets/rotate-key", "");
         CPPUNIT_ASSERT_EQUAL_MESSAGE(rotated.body, 200, rotated.status);
         HttpResponse secret = lacking.put("/api/secrets", R"({"other": "s3cret-value-4"})");
@@ -306,20 +323,37 @@ public:
         CPPUNIT_ASSERT_EQUAL_MESSAGE(rotate.body, 409, rotate.status);
         CPPUNIT_ASSERT(!std::filesystem::exists(dir / "c" / "secrets.key.next"));
 
-        // After a few sync rounds, what the full node stored is untouched.
+        // After a few sync rounds what the full node stored is untouched, p0's flag included.
         std::this_thread::sleep_for(std::chrono::microseconds(2 * sluice::kernel::Node::kSyncMicros + 500'000));
         CPPUNIT_ASSERT_EQUAL(config_before, full.get("/api/config").body);
         CPPUNIT_ASSERT_EQUAL(std::string(R"({"n":5})"), full.get("/api/env").body);
         CPPUNIT_ASSERT_EQUAL(std::string(R"(["token"])"), full.get("/api/secrets").body);
+        CPPUNIT_ASSERT_MESSAGE("the flag of a pipe the others run must stay", disabled(full, "p0"));
         CPPUNIT_ASSERT_EQUAL(200, full.post("/api/pipes/p1/pump", "operation=start", kForm).status);
         full.wait_for_pipe_runs("p1");
         CPPUNIT_ASSERT_EQUAL(static_cast<int64_t>(5), dataset_count(full, "p1"));
+        const std::string log = lacking.log();
+        size_t warnings = 0;
+        for (size_t at = log.find("keeping the secrets read before"); at != std::string::npos;
+             at = log.find("keeping the secrets read before", at + 1))
+            ++warnings;
+        CPPUNIT_ASSERT_EQUAL_MESSAGE("one warning per cause, not one per sync", static_cast<size_t>(1), warnings);
 
-        // Replacing the whole configuration is allowed: it does not start from the stale copy.
-        HttpResponse replaced = lacking.put("/api/config", "[" + embedded + "]");
-        CPPUNIT_ASSERT_EQUAL_MESSAGE(replaced.body, 200, replaced.status);
+        // An edit there that builds there is stored, from the stored configuration: removing p1
+        // keeps p0 (and its flag) on every node, and the node runs its pipes again.
+        HttpResponse removed = lacking.del("/api/pipes/p1");
+        CPPUNIT_ASSERT_EQUAL_MESSAGE(removed.body, 200, removed.status);
         CPPUNIT_ASSERT_EQUAL(200, lacking.get("/api/health").status);
-        CPPUNIT_ASSERT(eventually([&] { return full.get("/api/pipes/p9").status == 200 && full.get("/api/pipes/p1").status == 404; }));
+        CPPUNIT_ASSERT(disabled(lacking, "p0"));
+        CPPUNIT_ASSERT(eventually([&] { return full.get("/api/pipes/p1").status == 404; }));
+        CPPUNIT_ASSERT(disabled(full, "p0"));
+
+        // The stored configuration changed by another node to one that builds here: back in.
+        CPPUNIT_ASSERT_EQUAL(200, full.put("/api/config", "[" + p0 + "," + p1 + "]").status);
+        CPPUNIT_ASSERT(eventually([&] { return lacking.get("/api/health").status == 503; }));
+        CPPUNIT_ASSERT_EQUAL(200, full.put("/api/config", "[" + p9 + "]").status);
+        CPPUNIT_ASSERT(eventually([&] { return lacking.get("/api/health").status == 200; }));
+        CPPUNIT_ASSERT_EQUAL(200, lacking.get("/api/pipes/p9").status);
         CPPUNIT_ASSERT_EQUAL(0, lacking.stop());
         CPPUNIT_ASSERT_EQUAL(0, full.stop());
     }

@@ -22,13 +22,6 @@ private:
     int32_t status_;
 };
 
-// A change refused because what the shared storage holds, written by another node (or by this
-// one before a plugin went missing), cannot be taken by this node: answered 409 Conflict, and
-// nothing was written.
-struct SharedStateConflict : std::runtime_error {
-    using std::runtime_error::runtime_error;
-};
-
 class DatasetStore {
 public:
     // Opens the backend; throws StorageError with the backend's reason on failure.

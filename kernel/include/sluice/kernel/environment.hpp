@@ -7,7 +7,6 @@
 #pragma once
 
 #include <sluice/entity.hpp>
-#include <sluice/kernel/dataset_store.hpp>
 #include <sluice/kernel/security.hpp>
 
 #include <memory>
@@ -21,13 +20,16 @@
 
 namespace sluice::kernel {
 
+class DatasetStore;
+
 // Secret values are kept AES-256-GCM encrypted in storage (`cipher`, keyed from
 // <data-dir>/secrets.key) and in plain text only in this process's memory; each value is
 // registered with security::Redactor so it is masked in logs, errors and execution logs.
 // The stored secrets cannot be opened with this node's secrets.key (another node sharing the
 // storage rotated it, or the key files differ).
-struct SecretsKeyMismatch : SharedStateConflict {
-    using SharedStateConflict::SharedStateConflict;
+// Answered 409 Conflict by the API, having written nothing.
+struct SecretsKeyMismatch : std::runtime_error {
+    using std::runtime_error::runtime_error;
 };
 
 class Environment {
@@ -38,7 +40,8 @@ public:
     void set_cipher(std::shared_ptr<const security::SecretCipher> next);
 
     // Called with the variables a change would leave, before anything is written; throwing
-    // (ConfigError: the configuration would not build with them) refuses the change.
+    // (ConfigError: the configuration would not build with them) refuses the change. It runs
+    // under this object's lock, so it must not call back into it.
     using VariablesCheck = std::function<void(const Json& variables)>;
 
     JsonDocument variables() const;  // {name: value}

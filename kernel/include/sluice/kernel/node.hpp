@@ -81,6 +81,9 @@ public:
     std::string storage_description() const { return storage_description_; }
 
     std::shared_ptr<const NodeConfig> config() const;
+    // The configuration as stored, a JSON array: the one this node runs or, while that does not
+    // build here, the stored one (this node then runs none).
+    JsonDocument config_entities() const;
     // Why the stored configuration does not build on this node (it then runs none); empty when
     // it does.
     std::string stored_config_error() const;
@@ -88,12 +91,10 @@ public:
     // changed) when invalid.
     std::shared_ptr<const NodeConfig> apply_config(const Json& entities);
     // Edits a copy of the latest stored configuration (a JSON array) and applies it as above,
-    // with concurrent edits serialised so none is lost. Throws SharedStateConflict (nothing
-    // changed) while the stored configuration does not build on this node.
+    // with concurrent edits serialised so none is lost.
     std::shared_ptr<const NodeConfig> modify_config(const std::function<void(JsonDocument&)>& edit);
     // Changes the environment variables and re-applies the configuration with them; when the
     // configuration would become invalid, throws ConfigError and keeps the old variables.
-    // SharedStateConflict as modify_config.
     void set_environment(const Json& object, bool replace);
     bool erase_environment_variable(const std::string& name);
     Environment& environment() { return *environment_; }
@@ -113,10 +114,10 @@ public:
 private:
     void open_storage();
     std::shared_ptr<const NodeConfig> apply_config_locked(const Json& entities);  // builds, stores, installs
-    // Runs `next` here, storing nothing; `stored_config_error`: why the stored one did not build.
-    void install_locked(const std::shared_ptr<const NodeConfig>& next, std::string stored_config_error = {});
-    // Throws SharedStateConflict while the stored configuration does not build on this node.
-    void refuse_while_stored_config_fails() const;
+    // Runs `next` here, storing nothing but the flags of pipes `removed_from_storage`.
+    void install_locked(const std::shared_ptr<const NodeConfig>& next, bool removed_from_storage = false);
+    // The stored configuration (`text` as read) does not build here (`error`): run no pipe.
+    void run_none_locked(JsonDocument stored, const std::string& text, const std::string& error);
     void restore_config();
     void sync_locked();  // under apply_mutex_
     void start_sync_thread();
@@ -140,7 +141,10 @@ private:
     // The stored configuration's text as last read or written (sync_locked compares), and the
     // last one that failed to build here with why (logged once; edits are refused meanwhile).
     std::string synced_config_text_, failed_config_text_;
-    std::string stored_config_error_;  // under config_mutex_
+    // Under config_mutex_, set while the stored configuration does not build here: why, and the
+    // stored configuration itself (GET /api/config answers it; edits start from it).
+    std::string stored_config_error_;
+    std::shared_ptr<const JsonDocument> unbuildable_config_;
     std::thread sync_thread_;
     std::mutex sync_mutex_;
     std::condition_variable sync_wake_;

@@ -42,8 +42,11 @@ public:
     PumpManager& operator=(const PumpManager&) = delete;
 
     // Installs a new configuration: new pipes are scheduled to run now (scheduled mode), removed
-    // pipes stop being scheduled (a running run finishes).
-    void apply(std::shared_ptr<const NodeConfig> config);
+    // pipes stop being scheduled (a running run finishes). `removed_from_storage`: the pipes it
+    // lacks were removed from the stored configuration (this node stored it), so their disable
+    // flags go too; not so when this node only stops running them (another node stored the
+    // change, or the stored configuration does not build here) — the flags are shared.
+    void apply(std::shared_ptr<const NodeConfig> config, bool removed_from_storage = false);
     void start();
     void stop();  // asks running runs to stop and joins the workers
 
