@@ -253,9 +253,7 @@ void Node::set_environment(const Json& object, bool replace) {
     sync_locked();
     const JsonDocument entities = config_entities();
     std::shared_ptr<const NodeConfig> next;
-    environment_->set_variables(object, replace, [&](const Json& variables) {
-        next = NodeConfig::build(entities, registry_, &variables);  // ConfigError: nothing stored
-    });
+    environment_->set_variables(object, replace, builds_with(entities, next));
     install_locked(next);
 }
 
@@ -264,12 +262,15 @@ bool Node::erase_environment_variable(const std::string& name) {
     sync_locked();
     const JsonDocument entities = config_entities();
     std::shared_ptr<const NodeConfig> next;
-    if (!environment_->erase_variable(name, [&](const Json& variables) {
-            next = NodeConfig::build(entities, registry_, &variables);
-        }))
-        return false;
+    if (!environment_->erase_variable(name, builds_with(entities, next))) return false;
     install_locked(next);
     return true;
+}
+
+Environment::VariablesCheck Node::builds_with(const Json& entities, std::shared_ptr<const NodeConfig>& built) {
+    return [this, &entities, &built](const Json& variables) {
+        built = NodeConfig::build(entities, registry_, &variables);  // ConfigError: the variables are not stored
+    };
 }
 
 std::shared_ptr<const NodeConfig> Node::apply_config_locked(const Json& entities) {
@@ -292,29 +293,15 @@ std::shared_ptr<const NodeConfig> Node::apply_config_locked(const Json& entities
     return next;
 }
 
-void Node::install_locked(const std::shared_ptr<const NodeConfig>& next, bool removed_from_storage) {
-    failed_config_text_.clear();
+void Node::install_locked(const std::shared_ptr<const NodeConfig>& next, bool removed_from_storage,
+                          std::shared_ptr<const JsonDocument> unbuildable, std::string error) {
     {
         std::lock_guard<std::mutex> lock(config_mutex_);
         config_ = next;
-        stored_config_error_.clear();
-        unbuildable_config_.reset();
+        unbuildable_config_ = std::move(unbuildable);
+        stored_config_error_ = std::move(error);
     }
     if (pumps_) pumps_->apply(next, removed_from_storage);
-}
-
-void Node::run_none_locked(JsonDocument stored, const std::string& text, const std::string& error) {
-    Poco::Logger::get("sluice.node")
-        .error("the stored configuration is not valid on this node; running no pipe until it is: " + error);
-    failed_config_text_ = text;
-    auto none = NodeConfig::empty();
-    {
-        std::lock_guard<std::mutex> lock(config_mutex_);
-        config_ = none;
-        stored_config_error_ = error;
-        unbuildable_config_ = std::make_shared<const JsonDocument>(std::move(stored));
-    }
-    if (pumps_) pumps_->apply(none);  // the pipes' disable flags stay: the others still run them
 }
 
 std::string Node::stored_config_error() const {
@@ -348,9 +335,19 @@ void Node::sync_locked() {
             // Valid where it was stored, not here: most likely a plugin this node lacks (every
             // node sharing the storage must load the same plugins), or one removed since. The
             // node runs no pipe rather than an older version of them beside the nodes running
-            // the new one, and answers 503 on /api/health (out of a load balancer's rotation),
-            // until the configuration, the variables or its plugins change.
-            if (text != failed_config_text_) run_none_locked(std::move(stored), text, e.what());
+            // the new one (their disable flags stay: the others still run them), and answers 503
+            // on /api/health (out of a load balancer's rotation), until the configuration, the
+            // variables or its plugins change. Said once per stored configuration: only a
+            // variable changed when this one is already the unbuildable one.
+            // (unbuildable_config_ is written under apply_mutex_ only, which this holds.)
+            const bool already_failing = unbuildable_config_ && text == synced_config_text_;
+            if (!already_failing) {
+                Poco::Logger::get("sluice.node")
+                    .error(std::string("the stored configuration is not valid on this node; running no pipe until "
+                                       "it is: ") + e.what());
+                install_locked(NodeConfig::empty(), false, std::make_shared<const JsonDocument>(std::move(stored)),
+                               e.what());
+            }
         }
         synced_config_text_ = text;
         break;

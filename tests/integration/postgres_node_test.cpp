@@ -56,6 +56,11 @@ bool eventually(const std::function<bool()>& check) {
     return check();
 }
 
+bool pump_disabled(const NodeProcess& node, const std::string& pipe) {
+    HttpResponse r = node.get("/api/pipes/" + pipe + "/pump");
+    return r.status == 200 && r.json()["runtime"]["is-disabled"].GetBool();
+}
+
 // A node joining another's storage gets its key files, as docs/deployment.md tells.
 void copy_node_keys(const std::filesystem::path& from, const std::filesystem::path& to) {
     std::filesystem::create_directories(to);
@@ -244,10 +249,7 @@ public:
 
         // A pump disabled on the first node is disabled on the second.
         CPPUNIT_ASSERT_EQUAL(200, first.post("/api/pipes/p1/pump", "operation=disable", kForm).status);
-        CPPUNIT_ASSERT(eventually([&] {
-            HttpResponse r = second.get("/api/pipes/p1/pump");
-            return r.status == 200 && r.json()["runtime"]["is-disabled"].GetBool();
-        }));
+        CPPUNIT_ASSERT(eventually([&] { return pump_disabled(second, "p1"); }));
 
         // No lost update: a pipe added on the first node, and at once another pipe edited on the
         // second (before its periodic read): the second's edit starts from the stored config.
@@ -275,10 +277,6 @@ public:
         copy_node_keys(dir / "a", dir / "c");
         NodeProcess lacking(dir / "c", {"--postgres", dsn});  // no fixture plugins
         lacking.start();
-        auto disabled = [](const NodeProcess& node, const std::string& pipe) {
-            HttpResponse r = node.get("/api/pipes/" + pipe + "/pump");
-            return r.status == 200 && r.json()["runtime"]["is-disabled"].GetBool();
-        };
         auto has = [](const HttpResponse& r, const std::string& text) { return r.body.find(text) != std::string::npos; };
 
         // Both run p0 (built-in plugins); an operator disables it.
@@ -289,7 +287,7 @@ public:
         CPPUNIT_ASSERT_EQUAL(200, full.put("/api/config", "[" + p0 + "]").status);
         CPPUNIT_ASSERT(eventually([&] { return lacking.get("/api/pipes/p0").status == 200; }));
         CPPUNIT_ASSERT_EQUAL(200, full.post("/api/pipes/p0/pump", "operation=disable", kForm).status);
-        CPPUNIT_ASSERT(eventually([&] { return disabled(lacking, "p0"); }));
+        CPPUNIT_ASSERT(eventually([&] { return pump_disabled(lacking, "p0"); }));
 
         // p1 needs a plugin the second node lacks: it runs no pipe and leaves the rotation.
         const std::string p1 = R"J({"_id": "p1", "type": "pipe", "pump": {"mode": "manual"},
@@ -328,7 +326,7 @@ public:
         CPPUNIT_ASSERT_EQUAL(config_before, full.get("/api/config").body);
         CPPUNIT_ASSERT_EQUAL(std::string(R"({"n":5})"), full.get("/api/env").body);
         CPPUNIT_ASSERT_EQUAL(std::string(R"(["token"])"), full.get("/api/secrets").body);
-        CPPUNIT_ASSERT_MESSAGE("the flag of a pipe the others run must stay", disabled(full, "p0"));
+        CPPUNIT_ASSERT_MESSAGE("the flag of a pipe the others run must stay", pump_disabled(full, "p0"));
         CPPUNIT_ASSERT_EQUAL(200, full.post("/api/pipes/p1/pump", "operation=start", kForm).status);
         full.wait_for_pipe_runs("p1");
         CPPUNIT_ASSERT_EQUAL(static_cast<int64_t>(5), dataset_count(full, "p1"));
@@ -344,9 +342,9 @@ public:
         HttpResponse removed = lacking.del("/api/pipes/p1");
         CPPUNIT_ASSERT_EQUAL_MESSAGE(removed.body, 200, removed.status);
         CPPUNIT_ASSERT_EQUAL(200, lacking.get("/api/health").status);
-        CPPUNIT_ASSERT(disabled(lacking, "p0"));
+        CPPUNIT_ASSERT(pump_disabled(lacking, "p0"));
         CPPUNIT_ASSERT(eventually([&] { return full.get("/api/pipes/p1").status == 404; }));
-        CPPUNIT_ASSERT(disabled(full, "p0"));
+        CPPUNIT_ASSERT(pump_disabled(full, "p0"));
 
         // The stored configuration changed by another node to one that builds here: back in.
         CPPUNIT_ASSERT_EQUAL(200, full.put("/api/config", "[" + p0 + "," + p1 + "]").status);

@@ -115,9 +115,12 @@ private:
     void open_storage();
     std::shared_ptr<const NodeConfig> apply_config_locked(const Json& entities);  // builds, stores, installs
     // Runs `next` here, storing nothing but the flags of pipes `removed_from_storage`.
-    void install_locked(const std::shared_ptr<const NodeConfig>& next, bool removed_from_storage = false);
-    // The stored configuration (`text` as read) does not build here (`error`): run no pipe.
-    void run_none_locked(JsonDocument stored, const std::string& text, const std::string& error);
+    // `unbuildable` and `error`: the stored configuration that does not build here and why (then
+    // `next` is the empty one).
+    void install_locked(const std::shared_ptr<const NodeConfig>& next, bool removed_from_storage = false,
+                        std::shared_ptr<const JsonDocument> unbuildable = nullptr, std::string error = {});
+    // A variables check that builds `entities` with the would-be variables into `built`.
+    Environment::VariablesCheck builds_with(const Json& entities, std::shared_ptr<const NodeConfig>& built);
     void restore_config();
     void sync_locked();  // under apply_mutex_
     void start_sync_thread();
@@ -138,9 +141,8 @@ private:
     uint16_t port_ = 0;
     std::atomic<int64_t> start_time_us_{0};
     std::string storage_description_;
-    // The stored configuration's text as last read or written (sync_locked compares), and the
-    // last one that failed to build here with why (logged once; edits are refused meanwhile).
-    std::string synced_config_text_, failed_config_text_;
+    // The stored configuration's text as last read or written (sync_locked compares).
+    std::string synced_config_text_;
     // Under config_mutex_, set while the stored configuration does not build here: why, and the
     // stored configuration itself (GET /api/config answers it; edits start from it).
     std::string stored_config_error_;
